@@ -1,0 +1,6 @@
+export * from './digest.js'
+export * from './manifest.js'
+export * from './media-types.js'
+export * from './oci-error.js'
+export * from './platform.js'
+export * from './reference.js'

@@ -1,0 +1,30 @@
+export const MediaType = {
+  OciManifest: 'application/vnd.oci.image.manifest.v1+json',
+  OciIndex: 'application/vnd.oci.image.index.v1+json',
+  DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  DockerManifestV1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  OctetStream: 'application/octet-stream',
+} as const
+
+export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaType.OciIndex, MediaType.DockerManifestList])
+export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifest, MediaType.DockerManifestList,
+  MediaType.DockerManifestV1Signed, 'application/vnd.docker.distribution.manifest.v1+json',
+])
+
+/** The Accept header sent upstream when the client sent none: every manifest kind we can serve. */
+export const DEFAULT_MANIFEST_ACCEPT = [
+  MediaType.OciIndex, MediaType.DockerManifestList, MediaType.OciManifest, MediaType.DockerManifest,
+].join(', ')
+
+/** Whether an Accept header admits a media type (no header, or a wildcard, admits everything). */
+export function accepts (accept: string | undefined, mediaType: string): boolean {
+  if (accept === undefined || accept.trim() === '') return true
+  for (const part of accept.split(',')) {
+    const type = part.split(';')[0]?.trim().toLowerCase()
+    if (type === undefined || type === '') continue
+    if (type === '*/*' || type === mediaType || (type === 'application/*' && mediaType.startsWith('application/'))) return true
+  }
+  return false
+}

@@ -1,0 +1,42 @@
+/** OCI distribution error codes and the HTTP status each maps to: one table so they never drift apart. */
+export const OCI_STATUS = {
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_INVALID: 400,
+  MANIFEST_UNKNOWN: 404,
+  MANIFEST_INVALID: 400,
+  NAME_UNKNOWN: 404,
+  NAME_INVALID: 400,
+  TAG_INVALID: 400,
+  DIGEST_INVALID: 400,
+  SIZE_INVALID: 400,
+  RANGE_INVALID: 416,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  UNSUPPORTED: 405,
+  NOT_FOUND: 404,
+  TOOMANYREQUESTS: 429,
+  UNAVAILABLE: 503,
+} as const
+
+export type OciErrorCode = keyof typeof OCI_STATUS
+
+/** An error that is part of the OCI API contract: the HTTP edge renders it as `{ errors: [...] }`. */
+export class OciError extends Error {
+  override readonly name = 'OciError'
+  constructor (
+    readonly code: OciErrorCode,
+    message: string,
+    readonly detail?: unknown,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+
+  get status (): number {
+    return OCI_STATUS[this.code]
+  }
+
+  toJSON (): { errors: Array<{ code: string, message: string, detail?: unknown }> } {
+    return { errors: [{ code: this.code, message: this.message, ...(this.detail === undefined ? {} : { detail: this.detail }) }] }
+  }
+}
