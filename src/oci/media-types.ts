@@ -28,3 +28,15 @@ export function accepts (accept: string | undefined, mediaType: string): boolean
   }
   return false
 }
+
+/**
+ * The Accept to send upstream for a client's Accept. Faithful, except that a client accepting anything
+ * (`*\/*` or no header) gets the manifest types spelled out: Distribution answers 404 for an OCI manifest
+ * unless its media type is named.
+ */
+export function upstreamManifestAccept (accept: string | undefined): string {
+  const types = (accept ?? '').split(',').map((p) => p.split(';')[0]?.trim() ?? '').filter((t) => t !== '')
+  if (types.length === 0) return DEFAULT_MANIFEST_ACCEPT
+  if (types.every((t) => t === '*/*' || t === 'application/*')) return `${DEFAULT_MANIFEST_ACCEPT}, ${accept ?? ''}`
+  return accept ?? DEFAULT_MANIFEST_ACCEPT
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander'
+import { registerServe } from './serve-command.js'
+
+/** Every failure ends as one line on stderr and a non-zero exit; never a stack trace for user errors. */
+function fail (err: unknown): never {
+  const e = err as { message?: string, code?: string }
+  process.stderr.write(`flotilla: ${e.message ?? String(err)}\n`)
+  if (process.env.FLOTILLA_DEBUG === '1') console.error(err)
+  process.exit(e.code === 'ERR_DATA_DIR_LOCKED' ? 3 : 1)
+}
+
+const program = new Command()
+  .name('flotilla')
+  .description('Node-local OCI registry mirror: pull-through, peer-to-peer, offline')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError()
+registerServe(program)
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode)
+  fail(err)
+}

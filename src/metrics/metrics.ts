@@ -1,0 +1,48 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export type RequestKind = 'manifest' | 'blob' | 'tags' | 'referrers' | 'other'
+export type RequestResult = 'hit' | 'miss' | 'upstream' | 'peer' | 'stale' | 'error'
+
+/** Every metric flotilla exports, on its own registry (no global state). */
+export class Metrics {
+  readonly registry = new Registry()
+  readonly requests = new Counter({
+    name: 'flotilla_requests_total', help: 'Registry API requests by upstream registry, kind and result',
+    labelNames: ['registry', 'kind', 'result'] as const, registers: [this.registry],
+  })
+  readonly servedBytes = new Counter({
+    name: 'flotilla_served_bytes_total', help: 'Body bytes sent to clients, by where they came from',
+    labelNames: ['source'] as const, registers: [this.registry],
+  })
+  readonly upstreamBytes = new Counter({
+    name: 'flotilla_upstream_bytes_total', help: 'Blob bytes received from upstream registries',
+    labelNames: ['registry'] as const, registers: [this.registry],
+  })
+  readonly upstreamRequests = new Counter({
+    name: 'flotilla_upstream_requests_total', help: 'Requests sent upstream by kind',
+    labelNames: ['registry', 'kind'] as const, registers: [this.registry],
+  })
+  readonly inflight = new Gauge({
+    name: 'flotilla_inflight_fetches', help: 'Blob downloads in progress', registers: [this.registry],
+  })
+  readonly storeBytes = new Gauge({
+    name: 'flotilla_store_bytes', help: 'Bytes held in the local blob store', registers: [this.registry],
+  })
+  readonly staleServed = new Counter({
+    name: 'flotilla_stale_tags_served_total', help: 'Tags answered from the local index because the upstream failed',
+    labelNames: ['registry'] as const, registers: [this.registry],
+  })
+  readonly staleAge = new Gauge({
+    name: 'flotilla_stale_tag_age_seconds', help: 'Age of the last tag served stale (since last upstream confirmation)',
+    labelNames: ['registry'] as const, registers: [this.registry],
+  })
+  readonly duration = new Histogram({
+    name: 'flotilla_request_duration_seconds', help: 'Time to response headers',
+    labelNames: ['kind'] as const, buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  })
+
+  constructor (options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_' })
+  }
+}

@@ -1,0 +1,174 @@
+import { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import type { Digest } from '../oci/index.js'
+import type { BlobStore, BlobWriter, ByteRange } from '../store/blob-store.js'
+
+/** One place the bytes can come from, asked for everything from `offset` on. */
+export interface BlobSourceAttempt {
+  readonly origin: string
+  open (offset: number, signal: AbortSignal): Promise<{ readonly body: Readable, readonly totalSize?: number }>
+}
+
+export interface BlobFetchOptions {
+  readonly digest: Digest
+  readonly expectedSize?: number
+  readonly store: BlobStore
+  /** Tried in order; a broken stream resumes from the byte reached on the next one. */
+  readonly sources: readonly BlobSourceAttempt[]
+  readonly logger: Logger
+  readonly onBytes?: (origin: string, bytes: number) => void
+  /** Bounds the whole download, detached from any client. */
+  readonly timeoutMs: number
+}
+
+const READ_CHUNK = 1 << 20
+
+export class BlobFetchError extends Error {
+  override readonly name = 'BlobFetchError'
+  readonly code = 'ERR_BLOB_FETCH'
+}
+
+/**
+ * One download of one blob, shared by every client that wants it while it runs. Bytes go to the store's
+ * temporary file; each reader streams from there as they arrive. A reader never sends the last byte of its
+ * range before the whole blob verified, so a client can never take a corrupt blob for a complete one.
+ */
+export class BlobFetch {
+  readonly digest: Digest
+  #size: number | undefined
+  #written = 0
+  #state: 'running' | 'done' | 'failed' = 'running'
+  #error: Error | undefined
+  #writer: BlobWriter | undefined
+  #version = 0
+  #wake: Array<() => void> = []
+  readonly #options: BlobFetchOptions
+  readonly #controller = new AbortController()
+  /** Settles once the first source answered (the size may be known then) or every source failed. */
+  readonly ready: Promise<void>
+  /** Settles when the blob is committed or the fetch failed; never rejects. */
+  readonly done: Promise<void>
+  #resolveReady!: () => void
+  #rejectReady!: (err: Error) => void
+
+  constructor (options: BlobFetchOptions) {
+    this.#options = options
+    this.digest = options.digest
+    this.#size = options.expectedSize
+    this.ready = new Promise((resolve, reject) => { this.#resolveReady = resolve; this.#rejectReady = reject })
+    this.ready.catch(() => {})
+    this.done = this.#run().catch(() => {})
+  }
+
+  get size (): number | undefined { return this.#size }
+  get written (): number { return this.#written }
+  get state (): 'running' | 'done' | 'failed' { return this.#state }
+  get error (): Error | undefined { return this.#error }
+
+  /** Stops the download (shutdown); readers fail. */
+  abort (reason: Error): void {
+    this.#controller.abort(reason)
+  }
+
+  async #run (): Promise<void> {
+    const { store, digest, sources, logger } = this.#options
+    const timer = setTimeout(() => this.#controller.abort(new BlobFetchError(`download of ${digest} timed out`)), this.#options.timeoutMs)
+    const signal = this.#controller.signal
+    let lastError: Error | undefined
+    try {
+      this.#writer = await store.begin(digest, this.#options.expectedSize)
+      for (const source of sources) {
+        if (signal.aborted) break
+        try {
+          const { body, totalSize } = await source.open(this.#written, signal)
+          if (this.#size === undefined && totalSize !== undefined) this.#size = totalSize
+          this.#resolveReady()
+          this.#notify()
+          for await (const chunk of body as AsyncIterable<Buffer>) {
+            await this.#writer.write(chunk)
+            this.#written += chunk.byteLength
+            this.#options.onBytes?.(source.origin, chunk.byteLength)
+            this.#notify()
+          }
+          if (this.#size === undefined || this.#written >= this.#size) {
+            lastError = undefined
+            break
+          }
+          lastError = new BlobFetchError(`${source.origin} ended ${digest} at byte ${this.#written} of ${this.#size}`)
+        } catch (err) {
+          lastError = err as Error
+          if ((err as { code?: string }).code === 'ERR_DIGEST_MISMATCH') break
+        }
+        logger.warn({ digest, origin: source.origin, offset: this.#written, err: lastError?.message }, 'blob source failed; trying the next one')
+      }
+      if (lastError !== undefined) throw lastError
+      if (signal.aborted) throw signal.reason as Error
+      await this.#writer.commit()
+      this.#size = this.#written
+      this.#state = 'done'
+      logger.debug({ digest, size: this.#written }, 'blob fetched and verified')
+    } catch (err) {
+      this.#error = err as Error
+      this.#state = 'failed'
+      await this.#writer?.abort()
+      this.#rejectReady(err as Error)
+      logger.warn({ digest, err: (err as Error).message }, 'blob fetch failed; nothing kept')
+    } finally {
+      clearTimeout(timer)
+      this.#notify()
+    }
+  }
+
+  #notify (): void {
+    this.#version++
+    const wake = this.#wake
+    this.#wake = []
+    for (const w of wake) w()
+  }
+
+  #changed (since: number): Promise<void> {
+    if (this.#version !== since) return Promise.resolve()
+    return new Promise((resolve) => this.#wake.push(resolve))
+  }
+
+  /** A stream of the blob (or a range of it) as it downloads; errors if the download fails. */
+  reader (range?: ByteRange): Readable {
+    return Readable.from(this.#read(range), { objectMode: false, highWaterMark: READ_CHUNK })
+  }
+
+  async * #read (range?: ByteRange): AsyncGenerator<Buffer> {
+    let pos = range?.start ?? 0
+    for (;;) {
+      const version = this.#version
+      if (this.#state === 'failed') throw this.#error ?? new BlobFetchError('download failed')
+      const endExclusive = range === undefined ? (this.#size ?? Infinity) : range.end + 1
+      if (this.#state === 'done') {
+        if (pos >= endExclusive) return
+        const rest = await this.#options.store.open(this.digest, { start: pos, end: Math.min(endExclusive, this.#written) - 1 })
+        if (rest === undefined) throw new BlobFetchError(`${this.digest} vanished from the store while being served`)
+        yield * rest as AsyncIterable<Buffer>
+        return
+      }
+      let available = Math.min(this.#written, endExclusive)
+      // Hold back our last byte until the digest verified.
+      if (available >= endExclusive) available = endExclusive - 1
+      if (pos < available && this.#writer !== undefined) {
+        let chunk: Buffer | undefined
+        try {
+          chunk = await this.#writer.readBack(pos, Math.min(available - pos, READ_CHUNK))
+        } catch {
+          // The writer closed under us (commit or failure): the state tells what to do next.
+          chunk = undefined
+        }
+        if (chunk !== undefined && chunk.byteLength > 0) {
+          pos += chunk.byteLength
+          yield chunk
+          continue
+        }
+        if (this.#state === 'running' && version === this.#version) await this.#changed(version)
+        continue
+      }
+      await this.#changed(version)
+    }
+  }
+}

@@ -1,0 +1,382 @@
+import { createHash } from 'node:crypto'
+import type { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import type { Metrics, RequestResult } from '../metrics/metrics.js'
+import {
+  accepts, upstreamManifestAccept, OciError, parseDigest, parseManifest, type Digest, type ManifestRef,
+} from '../oci/index.js'
+import type { BlobStore, ByteRange } from '../store/blob-store.js'
+import type { TagIndex, TagRecord } from '../store/tag-index.js'
+import type { Upstream } from '../upstream/upstream.js'
+import { UpstreamError } from '../upstream/upstream-error.js'
+import { BlobFetch, type BlobSourceAttempt } from './blob-fetch.js'
+import type { ContentSource } from './content-source.js'
+import { upstreamToOci } from './mirror-errors.js'
+import { SingleFlight } from './single-flight.js'
+
+export interface MirrorRequest {
+  readonly registry: string
+  readonly repository: string
+  readonly signal: AbortSignal
+  /** A peer asked (loop guard): answer only from what this node holds or is downloading. */
+  readonly localOnly?: boolean
+}
+
+export interface ManifestResult {
+  readonly digest: Digest
+  readonly mediaType: string
+  readonly size: number
+  readonly body: Buffer
+  readonly source: RequestResult
+  /** Seconds since the tag was last confirmed upstream, when it was served stale because the upstream failed. */
+  readonly staleSeconds?: number
+}
+
+export interface BlobResult {
+  /** Total size, when known before the body (always, except for an upstream that sends no length). */
+  readonly size: number | undefined
+  readonly source: RequestResult
+  open (range?: ByteRange): Promise<Readable>
+}
+
+/** Where else content may be found: peers (p2p) plug in here. */
+export interface RemoteContent {
+  /** Attempts for a blob (peers that hold it), found within a tight budget; empty when none. */
+  blobSources (digest: Digest, signal: AbortSignal): Promise<BlobSourceAttempt[]>
+  manifest (req: MirrorRequest, ref: ManifestRef, accept: string): Promise<{ bytes: Buffer, mediaType: string } | undefined>
+}
+
+export interface MirrorOptions {
+  readonly store: BlobStore
+  readonly tags: TagIndex
+  readonly localSources?: readonly ContentSource[]
+  readonly upstream: Upstream
+  readonly remote?: RemoteContent
+  /** Tag revalidation interval per registry; `defaultTagTtlMs` for the rest. */
+  readonly tagTtlMs: (registry: string) => number
+  readonly metrics: Metrics
+  readonly logger: Logger
+  readonly now?: () => number
+  readonly fetchTimeoutMs?: number
+  /** Attempts at the upstream for one blob (a broken stream resumes with Range). */
+  readonly upstreamAttempts?: number
+  /** Bounds shared manifest and tag calls upstream; they are detached from the client that started them. */
+  readonly manifestTimeoutMs?: number
+}
+
+function digestOf (bytes: Buffer, algorithm = 'sha256'): Digest {
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}` as Digest
+}
+
+/**
+ * The resolve engine: local store and node sources first, then peers, then the upstream; one upstream
+ * fetch per digest however many ask; tags revalidated after a TTL and served stale when the upstream fails.
+ */
+export class Mirror {
+  readonly #o: MirrorOptions
+  readonly #now: () => number
+  readonly #fetches = new Map<Digest, BlobFetch>()
+  readonly #manifestFlight = new SingleFlight<{ bytes: Buffer, digest: Digest, mediaType: string, source: RequestResult }>()
+  readonly #tagFlight = new SingleFlight<ManifestResult>()
+
+  constructor (options: MirrorOptions) {
+    this.#o = options
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Downloads in progress (for status and shutdown). */
+  get inflight (): readonly BlobFetch[] {
+    return [...this.#fetches.values()]
+  }
+
+  // ---- manifests ----
+
+  async getManifest (req: MirrorRequest, ref: ManifestRef, accept: string | undefined): Promise<ManifestResult> {
+    if (ref.kind === 'digest') return await this.#manifestByDigest(req, ref.digest, accept)
+    const key = `${req.registry}/${req.repository}:${ref.tag}|${req.localOnly === true ? 'local' : ''}|${accept ?? ''}`
+    return await this.#tagFlight.do(key, async () => await this.#manifestByTag(req, ref.tag, accept))
+  }
+
+  async #localManifest (req: MirrorRequest, digest: Digest): Promise<{ bytes: Buffer, source: RequestResult } | undefined> {
+    const own = await this.#o.store.read(digest)
+    if (own !== undefined) return { bytes: own, source: 'hit' }
+    for (const src of this.#o.localSources ?? []) {
+      const stream = await src.open(digest, undefined, req.signal).catch(() => undefined)
+      if (stream === undefined) continue
+      const chunks: Buffer[] = []
+      for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c)
+      const bytes = Buffer.concat(chunks)
+      if (digestOf(bytes, parseDigest(digest).algorithm) === digest) return { bytes, source: 'hit' }
+    }
+    return undefined
+  }
+
+  #result (digest: Digest, bytes: Buffer, source: RequestResult, mediaTypeHint?: string, staleSeconds?: number): ManifestResult {
+    let mediaType = mediaTypeHint
+    if (mediaType === undefined) {
+      try {
+        mediaType = parseManifest(bytes).mediaType
+      } catch {
+        mediaType = 'application/vnd.oci.image.manifest.v1+json'
+      }
+    }
+    return { digest, mediaType, size: bytes.byteLength, body: bytes, source, ...(staleSeconds === undefined ? {} : { staleSeconds }) }
+  }
+
+  async #manifestByDigest (req: MirrorRequest, digest: Digest, accept: string | undefined): Promise<ManifestResult> {
+    const local = await this.#localManifest(req, digest)
+    if (local !== undefined) return this.#result(digest, local.bytes, local.source)
+    const what = `manifest ${req.registry}/${req.repository}@${digest}`
+    if (req.localOnly === true) throw new OciError('MANIFEST_UNKNOWN', `${what} is not held here`)
+    const fetched = await this.#manifestFlight.do(digest, async () => {
+      const remote = await this.#o.remote?.manifest(req, { kind: 'digest', digest }, upstreamManifestAccept(accept)).catch(() => undefined)
+      if (remote !== undefined && digestOf(remote.bytes, parseDigest(digest).algorithm) === digest) {
+        await this.#keepManifest(digest, remote.bytes, remote.mediaType)
+        return { bytes: remote.bytes, digest, mediaType: remote.mediaType, source: 'peer' as const }
+      }
+      this.#requireUpstream(req, what)
+      this.#o.metrics.upstreamRequests.inc({ registry: req.registry, kind: 'manifest' })
+      const m = await this.#o.upstream.getManifest(req.registry, req.repository, digest, upstreamManifestAccept(accept), this.#sharedSignal())
+        .catch((err: unknown) => { throw upstreamToOci(err, 'manifest', what) })
+      if (digestOf(m.bytes, parseDigest(digest).algorithm) !== digest) {
+        throw new OciError('UNAVAILABLE', `${what}: upstream returned content that does not match the digest; nothing was kept`)
+      }
+      await this.#keepManifest(digest, m.bytes, m.mediaType)
+      return { bytes: m.bytes, digest, mediaType: m.mediaType, source: 'upstream' as const }
+    })
+    return this.#result(digest, fetched.bytes, fetched.source, fetched.mediaType)
+  }
+
+  /** Validates and stores a manifest; invalid manifests are served to no one. */
+  async #keepManifest (digest: Digest, bytes: Buffer, mediaType: string): Promise<void> {
+    parseManifest(bytes, mediaType)
+    const w = await this.#o.store.begin(digest, bytes.byteLength)
+    try {
+      await w.write(bytes)
+      await w.commit()
+    } catch (err) {
+      await w.abort()
+      throw err
+    }
+  }
+
+  #sharedSignal (): AbortSignal {
+    return AbortSignal.timeout(this.#o.manifestTimeoutMs ?? 30_000)
+  }
+
+  #requireUpstream (req: MirrorRequest, what: string): void {
+    if (!this.#o.upstream.has(req.registry)) {
+      throw new OciError('NAME_UNKNOWN', `${what} is not held here and registry ${req.registry} is not configured for pull-through`)
+    }
+  }
+
+  async #manifestByTag (req: MirrorRequest, tag: string, accept: string | undefined): Promise<ManifestResult> {
+    const { registry, repository } = req
+    const what = `manifest ${registry}/${repository}:${tag}`
+    const record = await this.#o.tags.get(registry, repository, tag)
+    const usable = record !== undefined && accepts(accept, record.mediaType) ? record : undefined
+    const now = this.#now()
+    if (usable !== undefined && (req.localOnly === true || now - usable.fetchedAt < this.#o.tagTtlMs(registry))) {
+      const local = await this.#localManifest(req, usable.digest)
+      if (local !== undefined) return this.#result(usable.digest, local.bytes, 'hit', usable.mediaType)
+    }
+    if (req.localOnly === true) return await this.#fromNodeSources(req, tag, accept, what)
+    if (!this.#o.upstream.has(registry)) {
+      return await this.#fallbackTag(req, tag, accept, usable, what,
+        new OciError('NAME_UNKNOWN', `${what} is not held here and registry ${registry} is not configured for pull-through`))
+    }
+    try {
+      this.#o.metrics.upstreamRequests.inc({ registry, kind: 'manifest' })
+      const acceptUp = upstreamManifestAccept(accept)
+      if (usable !== undefined) {
+        // Revalidate: a HEAD tells whether the tag still points where we think.
+        const head = await this.#o.upstream.headManifest(registry, repository, tag, acceptUp, this.#sharedSignal())
+        if (head.digest === usable.digest) {
+          const local = await this.#localManifest(req, usable.digest)
+          if (local !== undefined) {
+            await this.#o.tags.set(registry, repository, tag, { ...usable, fetchedAt: now, ...(head.etag === undefined ? {} : { etag: head.etag }) })
+            return this.#result(usable.digest, local.bytes, 'hit', usable.mediaType)
+          }
+        }
+      }
+      const m = await this.#o.upstream.getManifest(registry, repository, tag, acceptUp, this.#sharedSignal())
+      const digest = digestOf(m.bytes)
+      await this.#keepManifest(digest, m.bytes, m.mediaType)
+      await this.#o.tags.set(registry, repository, tag, {
+        digest, mediaType: m.mediaType, size: m.bytes.byteLength, fetchedAt: now, ...(m.etag === undefined ? {} : { etag: m.etag }),
+      })
+      return this.#result(digest, m.bytes, 'upstream', m.mediaType)
+    } catch (err) {
+      if (err instanceof UpstreamError && err.isUnavailable) return await this.#fallbackTag(req, tag, accept, usable, what, upstreamToOci(err, 'manifest', what))
+      if (err instanceof UpstreamError && err.code === 'ERR_UPSTREAM_NOT_FOUND') {
+        return await this.#fromNodeSources(req, tag, accept, what, upstreamToOci(err, 'manifest', what))
+      }
+      throw upstreamToOci(err, 'manifest', what)
+    }
+  }
+
+  /** The upstream could not be asked: serve the last known digest (stale-if-error), else what the node or peers know. */
+  async #fallbackTag (req: MirrorRequest, tag: string, accept: string | undefined, record: TagRecord | undefined, what: string, cause: OciError): Promise<ManifestResult> {
+    if (record !== undefined) {
+      const local = await this.#localManifest(req, record.digest)
+      if (local !== undefined) {
+        const staleSeconds = Math.max(0, Math.round((this.#now() - record.fetchedAt) / 1000))
+        this.#o.metrics.staleServed.inc({ registry: req.registry })
+        this.#o.metrics.staleAge.set({ registry: req.registry }, staleSeconds)
+        this.#o.logger.warn({ ref: `${req.registry}/${req.repository}:${tag}`, staleSeconds, err: cause.message }, 'upstream failed; serving the last known digest')
+        return this.#result(record.digest, local.bytes, 'stale', record.mediaType, staleSeconds)
+      }
+    }
+    return await this.#fromNodeSources(req, tag, accept, what, cause)
+  }
+
+  async #fromNodeSources (req: MirrorRequest, tag: string, accept: string | undefined, what: string, cause?: OciError): Promise<ManifestResult> {
+    for (const src of this.#o.localSources ?? []) {
+      const resolved = await src.resolveTag(req.registry, req.repository, tag, req.signal).catch(() => undefined)
+      if (resolved === undefined || !accepts(accept, resolved.mediaType)) continue
+      const local = await this.#localManifest(req, resolved.digest)
+      if (local !== undefined) return this.#result(resolved.digest, local.bytes, 'hit', resolved.mediaType)
+    }
+    if (req.localOnly !== true && this.#o.remote !== undefined) {
+      const remote = await this.#o.remote.manifest(req, { kind: 'tag', tag: tag as never }, upstreamManifestAccept(accept)).catch(() => undefined)
+      if (remote !== undefined) {
+        const digest = digestOf(remote.bytes)
+        await this.#keepManifest(digest, remote.bytes, remote.mediaType).catch(() => {})
+        return this.#result(digest, remote.bytes, 'peer', remote.mediaType)
+      }
+    }
+    throw cause ?? new OciError('MANIFEST_UNKNOWN', `${what} is not held here`)
+  }
+
+  // ---- blobs ----
+
+  async getBlob (req: MirrorRequest, digest: Digest): Promise<BlobResult> {
+    const { store } = this.#o
+    const own = await store.stat(digest)
+    if (own !== undefined) {
+      return { size: own.size, source: 'hit', open: async (range) => await this.#openOwn(digest, range) }
+    }
+    for (const src of this.#o.localSources ?? []) {
+      const info = await src.stat(digest, req.signal).catch(() => undefined)
+      if (info === undefined) continue
+      return {
+        size: info.size, source: 'hit',
+        open: async (range) => {
+          const s = await src.open(digest, range, req.signal)
+          if (s === undefined) throw new OciError('BLOB_UNKNOWN', `blob ${digest} vanished from ${src.name}`)
+          return s
+        },
+      }
+    }
+    const running = this.#fetches.get(digest)
+    if (running !== undefined) return await this.#fromFetch(running, 'upstream')
+    const what = `blob ${req.registry}/${req.repository}@${digest}`
+    if (req.localOnly === true) throw new OciError('BLOB_UNKNOWN', `${what} is not held here`)
+    const sources: BlobSourceAttempt[] = []
+    let source: RequestResult = 'upstream'
+    if (this.#o.remote !== undefined) {
+      const peers = await this.#o.remote.blobSources(digest, req.signal).catch(() => [])
+      if (peers.length > 0) source = 'peer'
+      sources.push(...peers)
+    }
+    if (this.#o.upstream.has(req.registry)) {
+      const attempts = this.#o.upstreamAttempts ?? 3
+      for (let i = 0; i < attempts; i++) sources.push(this.#upstreamAttempt(req, digest))
+    }
+    if (sources.length === 0) {
+      throw new OciError(this.#o.upstream.has(req.registry) ? 'BLOB_UNKNOWN' : 'NAME_UNKNOWN',
+        `${what} is not held here${this.#o.upstream.has(req.registry) ? '' : ` and registry ${req.registry} is not configured for pull-through`}`)
+    }
+    // Another request may have started the same fetch while we looked for peers.
+    const again = this.#fetches.get(digest)
+    if (again !== undefined) return await this.#fromFetch(again, 'upstream')
+    const fetch = this.#startFetch(digest, sources)
+    try {
+      return await this.#fromFetch(fetch, source)
+    } catch (err) {
+      throw upstreamToOci(err, 'blob', what)
+    }
+  }
+
+  async #openOwn (digest: Digest, range?: ByteRange): Promise<Readable> {
+    const s = await this.#o.store.open(digest, range)
+    if (s === undefined) throw new OciError('BLOB_UNKNOWN', `blob ${digest} was removed while being served`)
+    return s
+  }
+
+  #upstreamAttempt (req: MirrorRequest, digest: Digest): BlobSourceAttempt {
+    return {
+      origin: `upstream:${req.registry}`,
+      open: async (offset, signal) => {
+        this.#o.metrics.upstreamRequests.inc({ registry: req.registry, kind: 'blob' })
+        const r = await this.#o.upstream.getBlob(req.registry, req.repository, digest, offset, signal)
+        return { body: r.body, ...(r.totalSize === undefined ? {} : { totalSize: r.totalSize }) }
+      },
+    }
+  }
+
+  #startFetch (digest: Digest, sources: BlobSourceAttempt[]): BlobFetch {
+    const { metrics } = this.#o
+    const fetch = new BlobFetch({
+      digest, store: this.#o.store, sources, logger: this.#o.logger,
+      timeoutMs: this.#o.fetchTimeoutMs ?? 30 * 60_000,
+      onBytes: (origin, n) => {
+        if (origin.startsWith('upstream:')) metrics.upstreamBytes.inc({ registry: origin.slice('upstream:'.length) }, n)
+      },
+    })
+    this.#fetches.set(digest, fetch)
+    metrics.inflight.inc()
+    void fetch.done.then(() => {
+      this.#fetches.delete(digest)
+      metrics.inflight.dec()
+    })
+    return fetch
+  }
+
+  async #fromFetch (fetch: BlobFetch, source: RequestResult): Promise<BlobResult> {
+    await fetch.ready
+    return { size: fetch.size, source, open: async (range) => fetch.reader(range) }
+  }
+
+  // ---- tags list ----
+
+  async listTags (req: MirrorRequest, query: string): Promise<{ status: number, headers: Record<string, string>, body: Buffer, source: RequestResult }> {
+    const what = `tags of ${req.registry}/${req.repository}`
+    if (this.#o.upstream.has(req.registry) && req.localOnly !== true) {
+      try {
+        const r = await this.#o.upstream.passThrough(req.registry, req.repository, 'tags/list', query, undefined, req.signal)
+        if (r.status === 200) return { status: 200, headers: r.headers, body: r.body, source: 'upstream' }
+        if (r.status === 404) throw new UpstreamError('ERR_UPSTREAM_NOT_FOUND', 'not found', req.registry, 404)
+        throw new UpstreamError('ERR_UPSTREAM_STATUS', `status ${r.status}`, req.registry, r.status)
+      } catch (err) {
+        if (!(err instanceof UpstreamError && err.isUnavailable)) throw upstreamToOci(err, 'tags', what)
+        this.#o.logger.warn({ repo: `${req.registry}/${req.repository}`, err: err.message }, 'upstream failed; listing locally known tags')
+      }
+    }
+    const tags = await this.#o.tags.list(req.registry, req.repository)
+    if (tags.length === 0) throw new OciError('NAME_UNKNOWN', `${what}: none known here`)
+    const body = Buffer.from(JSON.stringify({ name: req.repository, tags }))
+    return { status: 200, headers: { 'content-type': 'application/json' }, body, source: 'hit' }
+  }
+
+  /** GET of another read path (referrers) passed to the upstream as it is. */
+  async passThrough (req: MirrorRequest, path: string, query: string, accept: string | undefined): Promise<{ status: number, headers: Readonly<Record<string, string>>, body: Buffer }> {
+    const what = `${path} of ${req.registry}/${req.repository}`
+    if (req.localOnly === true) throw new OciError('NOT_FOUND', `${what} is not held here`)
+    this.#requireUpstream(req, what)
+    try {
+      return await this.#o.upstream.passThrough(req.registry, req.repository, path, query, accept, req.signal)
+    } catch (err) {
+      throw upstreamToOci(err, 'tags', what)
+    }
+  }
+
+  async storeBytes (): Promise<number> {
+    return await this.#o.store.totalBytes()
+  }
+
+  /** Stops every download (shutdown). */
+  abortAll (reason: Error): void {
+    for (const f of this.#fetches.values()) f.abort(reason)
+  }
+}

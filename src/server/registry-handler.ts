@@ -1,0 +1,208 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import type { Logger } from 'pino'
+import type { Metrics, RequestKind, RequestResult } from '../metrics/metrics.js'
+import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
+import { normalizeRegistry, normalizeRepository, OciError } from '../oci/index.js'
+import { parseApiPath, type ApiRoute } from './api-route.js'
+import { parseRangeHeader } from './range-header.js'
+
+/** Marks a request from another agent: it is answered only from what this node holds (no loops). */
+export const PEER_HEADER = 'x-flotilla-peer'
+
+export interface RegistryHandlerOptions {
+  readonly mirror: Mirror
+  readonly metrics: Metrics
+  readonly logger: Logger
+  /** Registry for requests without `ns` (skopeo, docker). */
+  readonly defaultRegistry: string
+  /** Configured registry names: a first path component equal to one routes there (`/v2/ghcr.io/o/r/...`). */
+  readonly registries: ReadonlySet<string>
+  readonly isReady: () => boolean
+  /** Checks a request that carries the peer header; false answers 401. Absent: peer requests are refused. */
+  readonly authorizePeer?: (req: IncomingMessage) => boolean
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void
+
+const API_HEADERS = { 'docker-distribution-api-version': 'registry/2.0' }
+
+/** The HTTP edge: routes, headers, ranges, and the one place errors become OCI JSON. */
+export function createRegistryHandler (o: RegistryHandlerOptions): Handler {
+  return (req, res) => {
+    const started = process.hrtime.bigint()
+    const controller = new AbortController()
+    res.on('close', () => { if (!res.writableFinished) controller.abort(new Error('client went away')) })
+    let kind: RequestKind = 'other'
+    let registry = '-'
+    let result: RequestResult = 'error'
+    let isApi = false
+    const done = (): void => {
+      if (!isApi) return
+      o.metrics.requests.inc({ registry, kind, result })
+      o.metrics.duration.observe({ kind }, Number(process.hrtime.bigint() - started) / 1e9)
+      o.logger.debug({ method: req.method, url: req.url, status: res.statusCode, kind, registry, result, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request')
+    }
+    const run = async (): Promise<void> => {
+      const url = new URL(req.url ?? '/', 'http://x')
+      const method = req.method ?? 'GET'
+      if (url.pathname === '/healthz') return sendText(res, 200, 'ok\n', method)
+      if (url.pathname === '/readyz') return sendText(res, o.isReady() ? 200 : 503, o.isReady() ? 'ready\n' : 'not ready\n', method)
+      if (url.pathname === '/metrics') {
+        o.metrics.storeBytes.set(await o.mirror.storeBytes())
+        return sendText(res, 200, await o.metrics.registry.metrics(), method, o.metrics.registry.contentType)
+      }
+      isApi = true
+      const route = parseApiPath(url.pathname)
+      kind = routeKind(route)
+      if (method !== 'GET' && method !== 'HEAD') throw new OciError('UNSUPPORTED', `${method} is not supported: this is a pull-through mirror (read-only)`)
+      if (route.kind === 'upload') throw new OciError('UNSUPPORTED', 'push is not supported: this is a pull-through mirror (read-only)')
+      const isPeer = req.headers[PEER_HEADER] !== undefined
+      if (isPeer && o.authorizePeer?.(req) !== true) throw new OciError('UNAUTHORIZED', 'peer request without valid cluster credentials')
+      if (route.kind === 'base') {
+        result = 'hit'
+        res.writeHead(200, { ...API_HEADERS, 'content-type': 'application/json', 'content-length': '2' })
+        res.end(method === 'HEAD' ? undefined : '{}')
+        return
+      }
+      const target = resolveTarget(route.name, url.searchParams.get('ns'), o)
+      registry = target.registry
+      const mreq: MirrorRequest = { ...target, signal: controller.signal, localOnly: isPeer }
+      result = await serveRoute(route, mreq, url, req, res, o)
+    }
+    run().then(done, (err: unknown) => {
+      sendError(res, err, req.method === 'HEAD', o.logger)
+      result = 'error'
+      if (err instanceof OciError && err.status === 404) result = 'miss'
+      done()
+    })
+  }
+}
+
+function routeKind (route: ApiRoute): RequestKind {
+  switch (route.kind) {
+    case 'manifest': return 'manifest'
+    case 'blob': case 'upload': return 'blob'
+    case 'tags': return 'tags'
+    case 'referrers': return 'referrers'
+    default: return 'other'
+  }
+}
+
+/** Picks the upstream registry: containerd's `ns`, else a configured registry as first path component, else the default. */
+export function resolveTarget (name: string, ns: string | null, o: Pick<RegistryHandlerOptions, 'defaultRegistry' | 'registries'>): { registry: string, repository: string } {
+  let registry = o.defaultRegistry
+  let repoName = name
+  if (ns !== null && ns !== '') {
+    registry = normalizeRegistry(ns)
+  } else {
+    const slash = name.indexOf('/')
+    const first = slash === -1 ? '' : name.slice(0, slash)
+    if (first !== '' && o.registries.has(first)) {
+      registry = first
+      repoName = name.slice(slash + 1)
+    }
+  }
+  return { registry, repository: normalizeRepository(registry, repoName) }
+}
+
+async function serveRoute (route: ApiRoute, mreq: MirrorRequest, url: URL, req: IncomingMessage, res: ServerResponse, o: RegistryHandlerOptions): Promise<RequestResult> {
+  const isHead = req.method === 'HEAD'
+  switch (route.kind) {
+    case 'manifest': {
+      const m = await o.mirror.getManifest(mreq, route.ref, req.headers.accept)
+      const headers: Record<string, string> = {
+        ...API_HEADERS, 'content-type': m.mediaType, 'content-length': String(m.size), 'docker-content-digest': m.digest, etag: `"${m.digest}"`,
+      }
+      if (m.staleSeconds !== undefined) {
+        headers['x-flotilla-stale-seconds'] = String(m.staleSeconds)
+        headers.warning = '110 flotilla "Response is Stale"'
+      }
+      res.writeHead(200, headers)
+      res.end(isHead ? undefined : m.body)
+      if (!isHead) o.metrics.servedBytes.inc({ source: m.source }, m.size)
+      return m.source
+    }
+    case 'blob': {
+      const b = await o.mirror.getBlob(mreq, route.digest)
+      const range = b.size === undefined ? undefined : parseRangeHeader(req.headers.range, b.size)
+      const headers: Record<string, string> = {
+        ...API_HEADERS, 'content-type': 'application/octet-stream', 'docker-content-digest': route.digest, 'accept-ranges': 'bytes', etag: `"${route.digest}"`,
+      }
+      let status = 200
+      if (range !== undefined && b.size !== undefined) {
+        status = 206
+        headers['content-range'] = `bytes ${range.start}-${range.end}/${b.size}`
+        headers['content-length'] = String(range.end - range.start + 1)
+      } else if (b.size !== undefined) {
+        headers['content-length'] = String(b.size)
+      }
+      if (isHead) {
+        res.writeHead(status, headers)
+        res.end()
+        return b.source
+      }
+      const body = await b.open(range)
+      res.writeHead(status, headers)
+      let sent = 0
+      body.on('data', (c: Buffer) => { sent += c.byteLength })
+      try {
+        await pipeline(body, res)
+      } finally {
+        o.metrics.servedBytes.inc({ source: b.source }, sent)
+      }
+      return b.source
+    }
+    case 'tags': {
+      const t = await o.mirror.listTags(mreq, url.search.slice(1))
+      res.writeHead(t.status, { ...API_HEADERS, ...t.headers, 'content-length': String(t.body.byteLength) })
+      res.end(isHead ? undefined : t.body)
+      return t.source
+    }
+    case 'referrers': {
+      const r = await o.mirror.passThrough(mreq, `referrers/${route.digest}`, url.search.slice(1), req.headers.accept)
+      res.writeHead(r.status, { ...API_HEADERS, ...r.headers, 'content-length': String(r.body.byteLength) })
+      res.end(isHead ? undefined : r.body)
+      return 'upstream'
+    }
+    default:
+      throw new OciError('NOT_FOUND', 'no such endpoint')
+  }
+}
+
+function sendText (res: ServerResponse, status: number, body: string, method: string, contentType = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)) })
+  res.end(method === 'HEAD' ? undefined : body)
+}
+
+/** Errors become OCI JSON here and only here. A response already under way is aborted, never finished. */
+export function sendError (res: ServerResponse, err: unknown, isHead: boolean, logger: Logger): void {
+  if (res.headersSent) {
+    logger.warn({ err: (err as Error).message }, 'response aborted mid-body')
+    res.destroy(err as Error)
+    return
+  }
+  let oci: OciError
+  if (err instanceof OciError) {
+    oci = err
+    if (oci.status >= 500) logger.warn({ code: oci.code, err: oci.message }, 'request failed')
+  } else {
+    const id = randomUUID()
+    logger.error({ err, requestId: id }, 'unexpected error')
+    oci = new OciError('UNAVAILABLE', `internal error (request id ${id})`)
+    const body = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: oci.message }] })
+    res.writeHead(500, { ...API_HEADERS, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) })
+    res.end(isHead ? undefined : body)
+    return
+  }
+  const body = JSON.stringify(oci.toJSON())
+  const headers: Record<string, string> = { ...API_HEADERS, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
+  if (oci.code === 'RANGE_INVALID') {
+    const size = (oci.detail as { size?: number } | undefined)?.size
+    if (size !== undefined) headers['content-range'] = `bytes */${size}`
+  }
+  if (oci.code === 'UNSUPPORTED') headers.allow = 'GET, HEAD'
+  res.writeHead(oci.status, headers)
+  res.end(isHead ? undefined : body)
+}
