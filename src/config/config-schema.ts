@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { normalizeRegistry } from '../oci/index.js'
 import { parseDuration } from './duration.js'
 
+// Defaults go through .prefault() so they are parsed like input (seconds → ms); zod 4's .default() skips the transform.
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   try {
     return parseDuration(v)
@@ -42,13 +43,13 @@ export const configSchema = z.strictObject({
   defaultRegistry: registryName.default('docker.io'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   credentialsFile: z.string().optional(),
-  tagTTL: duration.default(5 * 60),
-  shutdownTimeout: duration.default(20),
+  tagTTL: duration.prefault(5 * 60),
+  shutdownTimeout: duration.prefault(20),
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   upstream: z.strictObject({
-    connectTimeout: duration.default(5),
-    headersTimeout: duration.default(15),
-    bodyTimeout: duration.default(30),
+    connectTimeout: duration.prefault(5),
+    headersTimeout: duration.prefault(15),
+    bodyTimeout: duration.prefault(30),
     retries: z.number().int().min(0).max(10).default(2),
   }).prefault({}),
   registries: z.record(z.string(), registrySchema).optional(),

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { parse as parseYaml } from 'yaml'
-import { z } from 'zod'
+import type { z } from 'zod'
 import { normalizeRegistry } from '../oci/index.js'
 import { configSchema, DEFAULT_REGISTRIES, type Config, type ConfigInput, type RegistryConfig } from './config-schema.js'
 

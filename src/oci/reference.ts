@@ -36,7 +36,10 @@ export function parseManifestRef (input: string): ManifestRef {
 /** Normalizes a registry host as containerd's `ns` or an image reference names it. */
 export function normalizeRegistry (input: string): string {
   const host = input.trim().toLowerCase()
-  if (!DOMAIN_RE.test(host)) throw new OciError('NAME_INVALID', `invalid registry ${JSON.stringify(truncate(input))}`)
+  const port = /:(\d+)$/.exec(host)?.[1]
+  if (!DOMAIN_RE.test(host) || (port !== undefined && (Number(port) < 1 || Number(port) > 65535))) {
+    throw new OciError('NAME_INVALID', `invalid registry ${JSON.stringify(truncate(input))}`)
+  }
   if (host === 'index.docker.io' || host === 'registry-1.docker.io') return DOCKER_HUB
   return host
 }

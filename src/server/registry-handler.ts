@@ -45,6 +45,9 @@ export function createRegistryHandler (o: RegistryHandlerOptions): Handler {
       o.logger.debug({ method: req.method, url: req.url, status: res.statusCode, kind, registry, result, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request')
     }
     const run = async (): Promise<void> => {
+      const rawPath = (req.url ?? '/').split('?')[0] ?? '/'
+      // The URL parser would resolve dot segments away; a name with them is refused, not rewritten.
+      if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(rawPath)) throw new OciError('NAME_INVALID', 'path segments "." and ".." are not allowed')
       const url = new URL(req.url ?? '/', 'http://x')
       const method = req.method ?? 'GET'
       if (url.pathname === '/healthz') return sendText(res, 200, 'ok\n', method)

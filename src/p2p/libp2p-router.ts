@@ -1,0 +1,571 @@
+import './polyfill.js'
+import { networkInterfaces } from 'node:os'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import type { Libp2p, PeerId, PeerInfo as Libp2pPeerInfo } from '@libp2p/interface'
+import { kadDHT, removePublicAddressesMapper, type KadDHT } from '@libp2p/kad-dht'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import type { CID } from 'multiformats/cid'
+import type { Logger } from 'pino'
+import { endpointKey, hostPortOf, parseBootstrapTarget, resolveBootstrapTargets, type BootstrapTarget } from './bootstrap-target.js'
+import { Channel, linkSignals } from './channel.js'
+import { parseClusterKey } from './cluster-key.js'
+import { loadOrCreateIdentity } from './identity.js'
+import { keyToCid } from './key-cid.js'
+import { createInfoHandler, encodePeerInfo, infoProtocol, requestPeerInfo } from './peer-info-protocol.js'
+import { isHostPort, type FindProvidersOptions, type PeerInfo, type Router } from './router.js'
+
+export interface Libp2pRouterOptions {
+  /** TCP multiaddr to listen on, e.g. `/ip4/0.0.0.0/tcp/5001` (port 0 picks one). */
+  listen: string
+  /** Multiaddrs with or without `/p2p/<id>`, or `dns:NAME[:PORT]` (port defaults to ours). Empty: alone. */
+  bootstrap: readonly string[]
+  /** Contents of the cluster key file (libp2p pnet format, see `generateClusterKey`). */
+  clusterKey: Uint8Array
+  /** Persistent Ed25519 key; created with mode 0600 when missing. */
+  identityFile: string
+  /** `host:port` advertised to peers as where our registry API is. */
+  httpAddress: string
+  zone?: string
+  logger: Logger
+  /** How often every advertised key is announced again. */
+  readvertiseIntervalMs?: number
+  /** How often the bootstrap list is dialed again (and the ceiling of the retry backoff). */
+  bootstrapIntervalMs?: number
+  /** How long other nodes keep our provider records; withdrawn keys disappear after this. Default 2×readvertise + 1 min. */
+  recordTtlMs?: number
+  /** Time to learn a provider's httpAddress over the info protocol (dial included). */
+  infoTimeoutMs?: number
+  /** Time for one bootstrap dial. */
+  dialTimeoutMs?: number
+  /** Time for announcing one key. */
+  provideTimeoutMs?: number
+  /** Protocol prefix: nodes only talk to nodes with the same prefix. */
+  protocolPrefix?: string
+}
+
+const DEFAULTS = {
+  readvertiseIntervalMs: 10 * 60_000,
+  bootstrapIntervalMs: 30_000,
+  infoTimeoutMs: 2_000,
+  dialTimeoutMs: 5_000,
+  provideTimeoutMs: 30_000,
+  protocolPrefix: '/flotilla',
+  provideConcurrency: 16,
+  firstBootstrapRetryMs: 250,
+  dnsTargetsPerRound: 3,
+  infoCacheSize: 4096,
+  learnedIdsSize: 1024,
+} as const
+
+/** The Router over libp2p, plus what a status page or a test needs to know about the node. */
+export interface Libp2pRouter extends Router {
+  /** Our dialable multiaddrs, each ending in `/p2p/<id>`. */
+  multiaddrs (): string[]
+}
+
+type Services = { identify: Identify, ping: Ping, dht: KadDHT }
+
+/**
+ * Creates and starts a Kademlia DHT router on a private (PSK) libp2p network: TCP, noise, yamux,
+ * identify, ping, DHT server mode with private addresses kept. Bootstraps in the background; check
+ * `ready()`.
+ */
+export async function createLibp2pRouter (options: Libp2pRouterOptions): Promise<Libp2pRouter> {
+  const config = validate(options)
+  const identity = await loadOrCreateIdentity(options.identityFile)
+  if (identity.hadLoosePermissions) options.logger.warn({ file: options.identityFile }, 'p2p identity file was readable by others; changed to 0600')
+  const prefix = config.protocolPrefix
+  const libp2p = await createLibp2p<Services>({
+    start: false,
+    privateKey: identity.privateKey,
+    nodeInfo: { name: 'flotilla' },
+    addresses: { listen: [options.listen] },
+    transports: [tcp()],
+    connectionProtector: preSharedKey({ psk: config.psk }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      // a whole cluster may dial one bootstrap node at once, many from one host in tests
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 256,
+      maxConnections: 1024,
+      dialTimeout: config.dialTimeoutMs,
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: `${prefix}/kad/1.0.0`,
+        clientMode: false,
+        // cluster addresses are private: keep them, drop public ones
+        peerInfoMapper: removePublicAddressesMapper,
+        reprovide: {
+          validity: config.recordTtlMs,
+          // also the sweep of expired records held for others
+          interval: Math.max(10_000, Math.min(5 * 60_000, Math.floor(config.recordTtlMs / 4))),
+          // we re-announce ourselves (readvertiseIntervalMs); kad-dht only steps in if our records lapse
+          threshold: 0,
+        },
+      }),
+    },
+  })
+  const router = new Libp2pRouterImpl(libp2p, options, config)
+  try {
+    await router.start()
+  } catch (err) {
+    try { await libp2p.stop() } catch { /* keep the start error */ }
+    throw err
+  }
+  return router
+}
+
+interface Config {
+  readonly psk: Uint8Array
+  readonly targets: readonly BootstrapTarget[]
+  readonly listenPort: number
+  readonly isWildcardListen: boolean
+  readonly readvertiseIntervalMs: number
+  readonly bootstrapIntervalMs: number
+  readonly recordTtlMs: number
+  readonly infoTimeoutMs: number
+  readonly dialTimeoutMs: number
+  readonly provideTimeoutMs: number
+  readonly protocolPrefix: string
+}
+
+function validate (options: Libp2pRouterOptions): Config {
+  let listen: Multiaddr
+  try {
+    listen = multiaddr(options.listen)
+  } catch (err) {
+    throw new TypeError(`invalid p2p listen address ${JSON.stringify(options.listen)}: expected a multiaddr such as /ip4/0.0.0.0/tcp/5001`, { cause: err })
+  }
+  const hostPort = hostPortOf(listen)
+  if (hostPort === undefined || !listen.getComponents().some(c => c.name === 'ip4' || c.name === 'ip6')) {
+    throw new TypeError(`invalid p2p listen address ${JSON.stringify(options.listen)}: expected /ip4/<ip>/tcp/<port> or /ip6/<ip>/tcp/<port>`)
+  }
+  if (!isHostPort(options.httpAddress)) throw new TypeError(`httpAddress must be host:port, got ${JSON.stringify(options.httpAddress)}`)
+  if (options.zone !== undefined && (options.zone.length === 0 || options.zone.length > 253)) throw new TypeError('zone must be 1–253 characters')
+  const positive = (name: string, value: number | undefined, fallback: number): number => {
+    const v = value ?? fallback
+    if (!Number.isFinite(v) || v <= 0) throw new TypeError(`${name} must be a positive number of milliseconds`)
+    return v
+  }
+  const readvertiseIntervalMs = positive('readvertiseIntervalMs', options.readvertiseIntervalMs, DEFAULTS.readvertiseIntervalMs)
+  const prefix = options.protocolPrefix ?? DEFAULTS.protocolPrefix
+  if (!/^\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(prefix)) throw new TypeError(`protocolPrefix must look like /name, got ${JSON.stringify(prefix)}`)
+  return {
+    psk: parseClusterKey(options.clusterKey),
+    targets: options.bootstrap.map(parseBootstrapTarget),
+    listenPort: hostPort.port,
+    isWildcardListen: hostPort.host === '0.0.0.0' || hostPort.host === '::',
+    readvertiseIntervalMs,
+    bootstrapIntervalMs: positive('bootstrapIntervalMs', options.bootstrapIntervalMs, DEFAULTS.bootstrapIntervalMs),
+    recordTtlMs: positive('recordTtlMs', options.recordTtlMs, 2 * readvertiseIntervalMs + 60_000),
+    infoTimeoutMs: positive('infoTimeoutMs', options.infoTimeoutMs, DEFAULTS.infoTimeoutMs),
+    dialTimeoutMs: positive('dialTimeoutMs', options.dialTimeoutMs, DEFAULTS.dialTimeoutMs),
+    provideTimeoutMs: positive('provideTimeoutMs', options.provideTimeoutMs, DEFAULTS.provideTimeoutMs),
+    protocolPrefix: prefix,
+  }
+}
+
+class Libp2pRouterImpl implements Libp2pRouter {
+  readonly #libp2p: Libp2p<Services>
+  readonly #log: Logger
+  readonly #config: Config
+  readonly #self: PeerInfo
+  readonly #infoProtocol: string
+  /** Keys we announce, with their DHT keys. */
+  readonly #advertised = new Map<string, CID>()
+  /** Info of flotilla peers by peer id (bounded, oldest dropped first). */
+  readonly #info = new Map<string, PeerInfo>()
+  readonly #infoInflight = new Map<string, Promise<PeerInfo>>()
+  /** Flotilla peers connected now. */
+  readonly #connected = new Set<string>()
+  /** Bootstrap address (without /p2p) → the peer id found there, so a live peer is not re-dialed. */
+  readonly #learnedIds = new Map<string, string>()
+  readonly #shutdown = new AbortController()
+  #bootstrapTimer: NodeJS.Timeout | undefined
+  #bootstrapBackoffMs = 0
+  #bootstrapping = false
+  /** The last bootstrap run found no target other than ourselves (a one-node cluster). */
+  #alone = false
+  #readvertiseTimer: NodeJS.Timeout | undefined
+  #readvertising: Promise<void> | undefined
+  #closed = false
+
+  constructor (libp2p: Libp2p<Services>, options: Libp2pRouterOptions, config: Config) {
+    this.#libp2p = libp2p
+    this.#log = options.logger
+    this.#config = config
+    this.#infoProtocol = infoProtocol(config.protocolPrefix)
+    this.#self = Object.freeze({
+      id: libp2p.peerId.toString(),
+      httpAddress: options.httpAddress,
+      ...(options.zone === undefined ? {} : { zone: options.zone }),
+    })
+  }
+
+  async start (): Promise<void> {
+    const libp2p = this.#libp2p
+    await libp2p.handle(this.#infoProtocol, createInfoHandler(encodePeerInfo(this.#self), this.#config.infoTimeoutMs), { maxInboundStreams: 64 })
+    // fires after identify shows the peer speaks our info protocol, i.e. it is a flotilla node of this cluster
+    await libp2p.register(this.#infoProtocol, {
+      onConnect: (peerId) => this.#onPeerConnect(peerId),
+      onDisconnect: (peerId) => this.#onPeerDisconnect(peerId),
+    })
+    await libp2p.start()
+    this.#log.info({ peerId: this.#self.id, multiaddrs: this.multiaddrs(), bootstrap: this.#config.targets.length }, 'p2p router started')
+    if (this.#config.targets.length > 0) this.#scheduleBootstrap(0)
+    this.#scheduleReadvertise(this.#config.readvertiseIntervalMs)
+  }
+
+  ready (): boolean {
+    if (this.#closed) return false
+    if (this.#config.targets.length === 0 || this.#alone) return true
+    return this.#connected.size > 0 && this.#routingTableSize() > 0
+  }
+
+  self (): PeerInfo {
+    return this.#self
+  }
+
+  multiaddrs (): string[] {
+    return this.#libp2p.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  peers (): readonly PeerInfo[] {
+    const peers: PeerInfo[] = []
+    for (const id of this.#connected) {
+      const info = this.#info.get(id)
+      if (info !== undefined) peers.push(info)
+    }
+    return peers
+  }
+
+  async advertise (keys: readonly string[], signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted()
+    if (this.#closed || keys.length === 0) return
+    const cids: CID[] = []
+    for (const key of keys) {
+      const cid = this.#advertised.get(key) ?? keyToCid(key)
+      this.#advertised.set(key, cid)
+      cids.push(cid)
+    }
+    // with nobody to tell, the keys wait for the first peer (see #onPeerConnect)
+    if (this.#connected.size === 0) return
+    await this.#provide(cids, signal)
+    signal?.throwIfAborted()
+  }
+
+  /**
+   * Stops announcing the keys. Kademlia has no un-provide: records already held by other nodes stay
+   * until they expire (recordTtlMs). Our own answer to lookups drops the keys at once.
+   */
+  async withdraw (keys: readonly string[]): Promise<void> {
+    for (const key of keys) {
+      const cid = this.#advertised.get(key)
+      if (cid === undefined) continue
+      this.#advertised.delete(key)
+      if (this.#closed) continue
+      await this.#libp2p.services.dht.cancelReprovide(cid).catch((err: unknown) => {
+        this.#log.debug({ err, key }, 'p2p: could not drop local provider record')
+      })
+    }
+  }
+
+  async * findProviders (key: string, options: FindProvidersOptions): AsyncIterable<PeerInfo> {
+    const limit = options.limit ?? Infinity
+    if (this.#closed || options.signal.aborted || limit <= 0) return
+    // an empty routing table would make kad-dht wait for a peer: answer the miss now
+    if (this.#routingTableSize() === 0) return
+    const cid = keyToCid(key)
+    const lookup = linkSignals([options.signal, this.#shutdown.signal])
+    const channel = new Channel<PeerInfo>()
+    const onAbort = (): void => channel.end()
+    lookup.signal.addEventListener('abort', onAbort, { once: true })
+    void this.#collectProviders(cid, lookup.signal, channel)
+    let found = 0
+    try {
+      for await (const info of channel) {
+        yield info
+        if (++found >= limit) return
+      }
+    } finally {
+      lookup.signal.removeEventListener('abort', onAbort)
+      // stops the DHT query and any info requests still running
+      lookup.abort()
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#bootstrapTimer)
+    clearTimeout(this.#readvertiseTimer)
+    this.#shutdown.abort(new Error('p2p router closed'))
+    await this.#readvertising?.catch(() => {})
+    await this.#libp2p.stop()
+    this.#connected.clear()
+    this.#log.info({ peerId: this.#self.id }, 'p2p router stopped')
+  }
+
+  // ---- lookups ----
+
+  async #collectProviders (cid: CID, signal: AbortSignal, channel: Channel<PeerInfo>): Promise<void> {
+    const seen = new Set<string>([this.#self.id])
+    const pending = new Set<Promise<void>>()
+    try {
+      for await (const event of this.#libp2p.services.dht.findProviders(cid, { signal })) {
+        if (event.name !== 'PROVIDER') continue
+        for (const provider of event.providers) {
+          const id = provider.id.toString()
+          if (seen.has(id)) continue
+          seen.add(id)
+          const info = this.#connected.has(id) ? this.#info.get(id) : undefined
+          if (info !== undefined) {
+            channel.push(info)
+            continue
+          }
+          // not connected or not known yet: ask it (which also proves it is alive), in parallel
+          const task = this.#peerInfo(provider, signal)
+            .then(peerInfo => channel.push(peerInfo), (err: unknown) => {
+              if (!signal.aborted) this.#log.debug({ err, peer: id }, 'p2p: provider unreachable')
+            })
+            .finally(() => pending.delete(task))
+          pending.add(task)
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) this.#log.debug({ err }, 'p2p: provider lookup failed')
+    }
+    await Promise.all(pending)
+    channel.end()
+  }
+
+  #peerInfo (provider: Libp2pPeerInfo, signal: AbortSignal): Promise<PeerInfo> {
+    const id = provider.id.toString()
+    const inflight = this.#infoInflight.get(id)
+    if (inflight !== undefined) return inflight
+    const request = (async () => {
+      if (provider.multiaddrs.length > 0) {
+        await this.#libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
+      }
+      const bounded = linkSignals([signal, this.#shutdown.signal], this.#config.infoTimeoutMs)
+      try {
+        const info = await requestPeerInfo(this.#libp2p, this.#infoProtocol, provider.id, bounded.signal)
+        this.#remember(info)
+        return info
+      } finally {
+        bounded.dispose()
+      }
+    })()
+    this.#infoInflight.set(id, request)
+    request.then(() => this.#infoInflight.delete(id), () => this.#infoInflight.delete(id))
+    return request
+  }
+
+  #remember (info: PeerInfo): void {
+    this.#info.delete(info.id)
+    this.#info.set(info.id, info)
+    if (this.#info.size > DEFAULTS.infoCacheSize) {
+      for (const id of this.#info.keys()) {
+        if (this.#info.size <= DEFAULTS.infoCacheSize) break
+        if (!this.#connected.has(id)) this.#info.delete(id)
+      }
+    }
+  }
+
+  #onPeerConnect (peerId: PeerId): void {
+    const id = peerId.toString()
+    if (this.#closed || this.#connected.has(id)) return
+    const wasAlone = this.#connected.size === 0
+    this.#connected.add(id)
+    if (wasAlone) {
+      this.#log.info({ peer: id }, 'p2p: connected to the cluster')
+      // keys advertised while we had no peers go out now
+      if (this.#advertised.size > 0) this.#scheduleReadvertise(500)
+    }
+    // learn its registry address now so lookups answer from the cache
+    this.#peerInfo({ id: peerId, multiaddrs: [] }, this.#shutdown.signal).catch((err: unknown) => {
+      this.#log.debug({ err, peer: id }, 'p2p: could not fetch peer info')
+    })
+  }
+
+  #onPeerDisconnect (peerId: PeerId): void {
+    const id = peerId.toString()
+    if (!this.#connected.delete(id) || this.#closed) return
+    if (this.#connected.size === 0 && this.#config.targets.length > 0) {
+      this.#log.warn({ peer: id }, 'p2p: lost the last peer; bootstrapping again')
+      this.#scheduleBootstrap(DEFAULTS.firstBootstrapRetryMs)
+    }
+  }
+
+  #routingTableSize (): number {
+    const dht = this.#libp2p.services.dht as KadDHT & { routingTable?: { size?: number } }
+    return dht.routingTable?.size ?? 0
+  }
+
+  // ---- advertising ----
+
+  async #provide (cids: readonly CID[], signal?: AbortSignal): Promise<void> {
+    const dht = this.#libp2p.services.dht
+    let next = 0
+    let failed = 0
+    let firstError: unknown
+    const worker = async (): Promise<void> => {
+      while (next < cids.length && !this.#closed && signal?.aborted !== true) {
+        const cid = cids[next++] as CID
+        const bounded = linkSignals([signal, this.#shutdown.signal], this.#config.provideTimeoutMs)
+        try {
+          for await (const _event of dht.provide(cid, { signal: bounded.signal })) { /* drain */ }
+        } catch (err) {
+          failed++
+          firstError ??= err
+        } finally {
+          bounded.dispose()
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(DEFAULTS.provideConcurrency, cids.length) }, worker))
+    if (failed > 0 && !this.#closed && signal?.aborted !== true) {
+      this.#log.warn({ err: firstError, failed, total: cids.length }, 'p2p: some keys could not be advertised; will retry')
+    }
+  }
+
+  #scheduleReadvertise (delayMs: number): void {
+    if (this.#closed) return
+    clearTimeout(this.#readvertiseTimer)
+    this.#readvertiseTimer = setTimeout(() => {
+      this.#readvertising ??= this.#readvertise().finally(() => {
+        this.#readvertising = undefined
+        this.#scheduleReadvertise(this.#config.readvertiseIntervalMs)
+      })
+    }, delayMs)
+    this.#readvertiseTimer.unref()
+  }
+
+  async #readvertise (): Promise<void> {
+    if (this.#advertised.size === 0 || this.#connected.size === 0) return
+    const started = Date.now()
+    const cids = [...this.#advertised.values()]
+    await this.#provide(cids)
+    this.#log.debug({ keys: cids.length, ms: Date.now() - started }, 'p2p: re-advertised keys')
+  }
+
+  // ---- bootstrap ----
+
+  #scheduleBootstrap (delayMs: number): void {
+    if (this.#closed) return
+    clearTimeout(this.#bootstrapTimer)
+    const jittered = delayMs === 0 ? 0 : Math.round(delayMs * (0.8 + Math.random() * 0.4))
+    this.#bootstrapTimer = setTimeout(() => { void this.#bootstrap() }, jittered)
+    this.#bootstrapTimer.unref()
+  }
+
+  async #bootstrap (): Promise<void> {
+    if (this.#bootstrapping || this.#closed) return
+    this.#bootstrapping = true
+    let dialed = 0
+    const failures: Array<{ addr: string, err: unknown }> = []
+    try {
+      const { addrs, total } = await resolveBootstrapTargets(this.#config.targets, {
+        defaultPort: this.#ownPort(),
+        exclude: this.#ownEndpoints(),
+        maxPerName: DEFAULTS.dnsTargetsPerRound,
+        onError: (target, err) => failures.push({ addr: target.kind === 'dns' ? `dns:${target.name}` : target.addr.toString(), err }),
+      })
+      const others = addrs.filter(addr => addr.getComponents().find(c => c.name === 'p2p')?.value !== this.#self.id)
+      // a one-node cluster (every address found is ours) is ready on its own
+      this.#alone = total > 0 && others.length === 0 && failures.length === 0
+      const results = await Promise.allSettled(others.map(addr => this.#dialBootstrap(addr)))
+      for (const [i, result] of results.entries()) {
+        if (result.status === 'fulfilled') dialed++
+        else failures.push({ addr: others[i]?.toString() ?? '?', err: result.reason })
+      }
+    } catch (err) {
+      failures.push({ addr: '*', err })
+    } finally {
+      this.#bootstrapping = false
+    }
+    if (this.#closed) return
+    if (dialed > 0 || this.#connected.size > 0 || this.#alone) {
+      if (failures.length > 0) this.#log.debug({ failures: describeFailures(failures) }, 'p2p: some bootstrap addresses failed')
+      this.#bootstrapBackoffMs = 0
+      this.#scheduleBootstrap(this.#config.bootstrapIntervalMs)
+      return
+    }
+    const first = this.#bootstrapBackoffMs === 0
+    this.#bootstrapBackoffMs = Math.min(this.#config.bootstrapIntervalMs, first ? DEFAULTS.firstBootstrapRetryMs : this.#bootstrapBackoffMs * 2)
+    // warn on the first failure, then once per bootstrap interval rather than at every quick retry
+    if (first || this.#bootstrapBackoffMs === this.#config.bootstrapIntervalMs) {
+      const hasEncryptionFailure = failures.some(f => (f.err as Error | undefined)?.name === 'EncryptionFailedError')
+      this.#log.warn({
+        retryInMs: this.#bootstrapBackoffMs,
+        failures: describeFailures(failures),
+        ...(hasEncryptionFailure ? { hint: 'the connection was refused during encryption: check that every node uses the same cluster key' } : {}),
+      }, 'p2p: no bootstrap peer reachable yet')
+    }
+    this.#scheduleBootstrap(this.#bootstrapBackoffMs)
+  }
+
+  /** Dials one bootstrap address; by address alone when it has no /p2p/ (the id is learned from the handshake). */
+  async #dialBootstrap (addr: Multiaddr): Promise<void> {
+    const key = addr.decapsulateCode(421).toString() // 421: p2p
+    const learned = this.#learnedIds.get(key)
+    if (learned !== undefined && this.#libp2p.getConnections(peerIdFromString(learned)).length > 0) return
+    const bounded = linkSignals([this.#shutdown.signal], this.#config.dialTimeoutMs)
+    try {
+      const connection = await this.#libp2p.dial(addr, { signal: bounded.signal })
+      const id = connection.remotePeer.toString()
+      if (learned !== id) this.#log.info({ addr: key, peer: id }, 'p2p: bootstrap peer connected')
+      this.#learnedIds.delete(key)
+      this.#learnedIds.set(key, id)
+      // bounded: DNS answers change as nodes come and go
+      for (const old of this.#learnedIds.keys()) {
+        if (this.#learnedIds.size <= DEFAULTS.learnedIdsSize) break
+        this.#learnedIds.delete(old)
+      }
+    } finally {
+      bounded.dispose()
+    }
+  }
+
+  #ownPort (): number {
+    if (this.#config.listenPort !== 0) return this.#config.listenPort
+    for (const ma of this.#libp2p.getMultiaddrs()) {
+      const hp = hostPortOf(ma)
+      if (hp !== undefined) return hp.port
+    }
+    return this.#config.listenPort
+  }
+
+  #ownEndpoints (): Set<string> {
+    const own = new Set<string>()
+    const port = this.#ownPort()
+    for (const ma of this.#libp2p.getMultiaddrs()) {
+      const hp = hostPortOf(ma)
+      if (hp !== undefined) own.add(endpointKey(hp.host, hp.port))
+    }
+    if (this.#config.isWildcardListen) {
+      for (const addresses of Object.values(networkInterfaces())) {
+        for (const a of addresses ?? []) own.add(endpointKey(a.address, port))
+      }
+    }
+    return own
+  }
+}
+
+function describeFailures (failures: ReadonlyArray<{ addr: string, err: unknown }>): Array<{ addr: string, error: string }> {
+  return failures.slice(0, 10).map(({ addr, err }) => ({
+    addr,
+    error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+  }))
+}
