@@ -93,7 +93,9 @@ async function listen (server: Server, hostPort: string): Promise<string> {
 
 async function shutdown (server: Server, timeoutMs: number, logger: Logger): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+  // Keep-alive sockets turn idle as their last response ends: close them as they do.
   server.closeIdleConnections()
+  const sweep = setInterval(() => server.closeIdleConnections(), 100)
   const timer = setTimeout(() => {
     logger.warn({ timeoutMs }, 'shutdown bound reached; closing remaining connections')
     server.closeAllConnections()
@@ -101,4 +103,5 @@ async function shutdown (server: Server, timeoutMs: number, logger: Logger): Pro
   timer.unref()
   await closed
   clearTimeout(timer)
+  clearInterval(sweep)
 }

@@ -45,7 +45,8 @@ export function registerServe (program: Command): void {
         zone: opts.zone as string | undefined,
         peerAddress: opts.peerAddress as string | undefined,
       }
-      const config = await loadConfig((opts.config as string | undefined) ?? process.env.FLOTILLA_CONFIG, overrides)
+      const file = (opts.config as string | undefined) ?? process.env.FLOTILLA_CONFIG
+      const config = await loadConfig(file === '' ? undefined : file, overrides)
       const logger = createLogger(config.logLevel)
       const { startDaemon } = await import('../daemon.js')
       const daemon = await startDaemon(config, logger)

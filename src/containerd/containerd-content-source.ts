@@ -10,6 +10,7 @@ import {
   normalizeRepository,
   parseDigest,
   parseImageReference,
+  parseTag,
   type Digest,
 } from '../oci/index.js'
 import type { BlobInfo, ByteRange } from '../store/blob-store.js'
@@ -69,6 +70,8 @@ export class ContainerdContentSource implements ContentSource {
   private queue: Promise<void> = Promise.resolve()
   /** The map mirrors containerd: the event stream is up and the last reload succeeded. */
   private isSynced = false
+  /** The event stream is open (set on connect, cleared on disconnect). */
+  private isStreamUp = false
   private isReachable = true
   private isClosed = false
   private reloadTimer: NodeJS.Timeout | undefined
@@ -108,6 +111,7 @@ export class ContainerdContentSource implements ContentSource {
           if (event !== undefined && event.namespace === this.namespace) this.enqueue(async () => { await this.apply(event) })
         },
         onConnect: () => {
+          this.isStreamUp = true
           this.enqueue(async () => {
             try {
               await this.reload()
@@ -117,6 +121,7 @@ export class ContainerdContentSource implements ContentSource {
           })
         },
         onDisconnect: (err) => {
+          this.isStreamUp = false
           this.isSynced = false
           this.markUnreachable(err)
           firstAttempt()
@@ -131,7 +136,7 @@ export class ContainerdContentSource implements ContentSource {
     let key: string
     try {
       const reg = normalizeRegistry(registry)
-      key = `${reg}/${normalizeRepository(reg, repository)}:${tag}`
+      key = `${reg}/${normalizeRepository(reg, repository)}:${parseTag(tag)}`
     } catch {
       return undefined
     }
@@ -194,6 +199,7 @@ export class ContainerdContentSource implements ContentSource {
     if (this.isClosed) return
     this.isClosed = true
     this.isSynced = false
+    this.isStreamUp = false
     clearTimeout(this.reloadTimer)
     this.subscription?.close()
     this.listeners.clear()
@@ -240,7 +246,7 @@ export class ContainerdContentSource implements ContentSource {
     if (this.reloadTimer !== undefined || this.isClosed) return
     this.reloadTimer = setTimeout(() => {
       this.reloadTimer = undefined
-      if (!this.isSynced && !this.isClosed) this.enqueue(async () => { await this.reload() })
+      if (!this.isSynced && this.isStreamUp && !this.isClosed) this.enqueue(async () => { await this.reload() })
     }, this.backoff.max)
     this.reloadTimer.unref()
   }
@@ -262,7 +268,8 @@ export class ContainerdContentSource implements ContentSource {
       }
     }
     for (const [key, record] of next) this.setTag(key, record)
-    this.isSynced = true
+    // Events missed while the stream is down would make the index stale: only then is it authoritative.
+    this.isSynced = this.isStreamUp
     this.logger.debug({ tags: this.tags.size }, 'containerd image index loaded')
   }
 

@@ -1,5 +1,4 @@
 import './polyfill.js'
-import { networkInterfaces } from 'node:os'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
@@ -13,13 +12,16 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import type { CID } from 'multiformats/cid'
 import type { Logger } from 'pino'
-import { endpointKey, hostPortOf, parseBootstrapTarget, resolveBootstrapTargets, type BootstrapTarget } from './bootstrap-target.js'
+import { hostPortOf, parseBootstrapTarget, type BootstrapTarget } from './bootstrap-target.js'
+import { Bootstrapper } from './bootstrapper.js'
 import { Channel, linkSignals } from './channel.js'
 import { parseClusterKey } from './cluster-key.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { keyToCid } from './key-cid.js'
 import { createInfoHandler, encodePeerInfo, infoProtocol, requestPeerInfo } from './peer-info-protocol.js'
 import { isHostPort, type FindProvidersOptions, type PeerInfo, type Router } from './router.js'
+
+export { generateClusterKey, parseClusterKey } from './cluster-key.js'
 
 export interface Libp2pRouterOptions {
   /** TCP multiaddr to listen on, e.g. `/ip4/0.0.0.0/tcp/5001` (port 0 picks one). */
@@ -58,10 +60,8 @@ const DEFAULTS = {
   provideTimeoutMs: 30_000,
   protocolPrefix: '/flotilla',
   provideConcurrency: 16,
-  firstBootstrapRetryMs: 250,
-  dnsTargetsPerRound: 3,
   infoCacheSize: 4096,
-  learnedIdsSize: 1024,
+  infoRetryMs: 5_000,
 } as const
 
 /** The Router over libp2p, plus what a status page or a test needs to know about the node. */
@@ -109,7 +109,7 @@ export async function createLibp2pRouter (options: Libp2pRouterOptions): Promise
         reprovide: {
           validity: config.recordTtlMs,
           // also the sweep of expired records held for others
-          interval: Math.max(10_000, Math.min(5 * 60_000, Math.floor(config.recordTtlMs / 4))),
+          interval: Math.max(1_000, Math.min(5 * 60_000, Math.floor(config.recordTtlMs / 4))),
           // we re-announce ourselves (readvertiseIntervalMs); kad-dht only steps in if our records lapse
           threshold: 0,
         },
@@ -161,6 +161,8 @@ function validate (options: Libp2pRouterOptions): Config {
   const readvertiseIntervalMs = positive('readvertiseIntervalMs', options.readvertiseIntervalMs, DEFAULTS.readvertiseIntervalMs)
   const prefix = options.protocolPrefix ?? DEFAULTS.protocolPrefix
   if (!/^\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(prefix)) throw new TypeError(`protocolPrefix must look like /name, got ${JSON.stringify(prefix)}`)
+  const recordTtlMs = positive('recordTtlMs', options.recordTtlMs, 2 * readvertiseIntervalMs + 60_000)
+  if (recordTtlMs <= readvertiseIntervalMs) throw new TypeError('recordTtlMs must be longer than readvertiseIntervalMs, or records lapse between announcements')
   return {
     psk: parseClusterKey(options.clusterKey),
     targets: options.bootstrap.map(parseBootstrapTarget),
@@ -168,7 +170,7 @@ function validate (options: Libp2pRouterOptions): Config {
     isWildcardListen: hostPort.host === '0.0.0.0' || hostPort.host === '::',
     readvertiseIntervalMs,
     bootstrapIntervalMs: positive('bootstrapIntervalMs', options.bootstrapIntervalMs, DEFAULTS.bootstrapIntervalMs),
-    recordTtlMs: positive('recordTtlMs', options.recordTtlMs, 2 * readvertiseIntervalMs + 60_000),
+    recordTtlMs,
     infoTimeoutMs: positive('infoTimeoutMs', options.infoTimeoutMs, DEFAULTS.infoTimeoutMs),
     dialTimeoutMs: positive('dialTimeoutMs', options.dialTimeoutMs, DEFAULTS.dialTimeoutMs),
     provideTimeoutMs: positive('provideTimeoutMs', options.provideTimeoutMs, DEFAULTS.provideTimeoutMs),
@@ -187,16 +189,12 @@ class Libp2pRouterImpl implements Libp2pRouter {
   /** Info of flotilla peers by peer id (bounded, oldest dropped first). */
   readonly #info = new Map<string, PeerInfo>()
   readonly #infoInflight = new Map<string, Promise<PeerInfo>>()
+  /** Connected peers whose info request failed, and when. */
+  readonly #infoFailedAt = new Map<string, number>()
   /** Flotilla peers connected now. */
   readonly #connected = new Set<string>()
-  /** Bootstrap address (without /p2p) → the peer id found there, so a live peer is not re-dialed. */
-  readonly #learnedIds = new Map<string, string>()
   readonly #shutdown = new AbortController()
-  #bootstrapTimer: NodeJS.Timeout | undefined
-  #bootstrapBackoffMs = 0
-  #bootstrapping = false
-  /** The last bootstrap run found no target other than ourselves (a one-node cluster). */
-  #alone = false
+  readonly #bootstrapper: Bootstrapper
   #readvertiseTimer: NodeJS.Timeout | undefined
   #readvertising: Promise<void> | undefined
   #closed = false
@@ -211,6 +209,16 @@ class Libp2pRouterImpl implements Libp2pRouter {
       httpAddress: options.httpAddress,
       ...(options.zone === undefined ? {} : { zone: options.zone }),
     })
+    this.#bootstrapper = new Bootstrapper({
+      libp2p,
+      targets: config.targets,
+      logger: options.logger,
+      listenPort: config.listenPort,
+      isWildcardListen: config.isWildcardListen,
+      intervalMs: config.bootstrapIntervalMs,
+      dialTimeoutMs: config.dialTimeoutMs,
+      isConnected: () => this.#connected.size > 0,
+    })
   }
 
   async start (): Promise<void> {
@@ -223,13 +231,13 @@ class Libp2pRouterImpl implements Libp2pRouter {
     })
     await libp2p.start()
     this.#log.info({ peerId: this.#self.id, multiaddrs: this.multiaddrs(), bootstrap: this.#config.targets.length }, 'p2p router started')
-    if (this.#config.targets.length > 0) this.#scheduleBootstrap(0)
+    this.#bootstrapper.start()
     this.#scheduleReadvertise(this.#config.readvertiseIntervalMs)
   }
 
   ready (): boolean {
     if (this.#closed) return false
-    if (this.#config.targets.length === 0 || this.#alone) return true
+    if (this.#config.targets.length === 0 || this.#bootstrapper.isAlone) return true
     return this.#connected.size > 0 && this.#routingTableSize() > 0
   }
 
@@ -246,6 +254,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
     for (const id of this.#connected) {
       const info = this.#info.get(id)
       if (info !== undefined) peers.push(info)
+      else this.#learnInfo(peerIdFromString(id)) // its first answer failed: ask again (rate-limited)
     }
     return peers
   }
@@ -308,7 +317,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    clearTimeout(this.#bootstrapTimer)
+    this.#bootstrapper.stop()
     clearTimeout(this.#readvertiseTimer)
     this.#shutdown.abort(new Error('p2p router closed'))
     await this.#readvertising?.catch(() => {})
@@ -334,8 +343,9 @@ class Libp2pRouterImpl implements Libp2pRouter {
             channel.push(info)
             continue
           }
-          // not connected or not known yet: ask it (which also proves it is alive), in parallel
-          const task = this.#peerInfo(provider, signal)
+          // not connected or not known yet: ask it (which also proves it is alive), in parallel; the
+          // request outlives this lookup if it must, so its answer is cached for the next one
+          const task = this.#peerInfo(provider)
             .then(peerInfo => channel.push(peerInfo), (err: unknown) => {
               if (!signal.aborted) this.#log.debug({ err, peer: id }, 'p2p: provider unreachable')
             })
@@ -346,11 +356,13 @@ class Libp2pRouterImpl implements Libp2pRouter {
     } catch (err) {
       if (!signal.aborted) this.#log.debug({ err }, 'p2p: provider lookup failed')
     }
+    // after an abort the consumer has already gone (the channel ended); stragglers only fill the cache
     await Promise.all(pending)
     channel.end()
   }
 
-  #peerInfo (provider: Libp2pPeerInfo, signal: AbortSignal): Promise<PeerInfo> {
+  /** Asks a peer for its info (one request per peer at a time), bounded by infoTimeoutMs. */
+  #peerInfo (provider: Libp2pPeerInfo): Promise<PeerInfo> {
     const id = provider.id.toString()
     const inflight = this.#infoInflight.get(id)
     if (inflight !== undefined) return inflight
@@ -358,7 +370,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
       if (provider.multiaddrs.length > 0) {
         await this.#libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
       }
-      const bounded = linkSignals([signal, this.#shutdown.signal], this.#config.infoTimeoutMs)
+      const bounded = linkSignals([this.#shutdown.signal], this.#config.infoTimeoutMs)
       try {
         const info = await requestPeerInfo(this.#libp2p, this.#infoProtocol, provider.id, bounded.signal)
         this.#remember(info)
@@ -394,17 +406,32 @@ class Libp2pRouterImpl implements Libp2pRouter {
       if (this.#advertised.size > 0) this.#scheduleReadvertise(500)
     }
     // learn its registry address now so lookups answer from the cache
-    this.#peerInfo({ id: peerId, multiaddrs: [] }, this.#shutdown.signal).catch((err: unknown) => {
-      this.#log.debug({ err, peer: id }, 'p2p: could not fetch peer info')
-    })
+    this.#learnInfo(peerId)
+  }
+
+  /** Fetches a connected peer's info in the background, at most every INFO_RETRY_MS after a failure. */
+  #learnInfo (peerId: PeerId): void {
+    const id = peerId.toString()
+    if (this.#closed || this.#infoInflight.has(id)) return
+    const failedAt = this.#infoFailedAt.get(id)
+    if (failedAt !== undefined && Date.now() - failedAt < DEFAULTS.infoRetryMs) return
+    this.#peerInfo({ id: peerId, multiaddrs: [] }).then(
+      () => this.#infoFailedAt.delete(id),
+      (err: unknown) => {
+        if (this.#closed) return
+        this.#infoFailedAt.set(id, Date.now())
+        this.#log.debug({ err, peer: id }, 'p2p: could not fetch peer info')
+      },
+    )
   }
 
   #onPeerDisconnect (peerId: PeerId): void {
     const id = peerId.toString()
+    this.#infoFailedAt.delete(id)
     if (!this.#connected.delete(id) || this.#closed) return
     if (this.#connected.size === 0 && this.#config.targets.length > 0) {
       this.#log.warn({ peer: id }, 'p2p: lost the last peer; bootstrapping again')
-      this.#scheduleBootstrap(DEFAULTS.firstBootstrapRetryMs)
+      this.#bootstrapper.kick()
     }
   }
 
@@ -459,113 +486,4 @@ class Libp2pRouterImpl implements Libp2pRouter {
     await this.#provide(cids)
     this.#log.debug({ keys: cids.length, ms: Date.now() - started }, 'p2p: re-advertised keys')
   }
-
-  // ---- bootstrap ----
-
-  #scheduleBootstrap (delayMs: number): void {
-    if (this.#closed) return
-    clearTimeout(this.#bootstrapTimer)
-    const jittered = delayMs === 0 ? 0 : Math.round(delayMs * (0.8 + Math.random() * 0.4))
-    this.#bootstrapTimer = setTimeout(() => { void this.#bootstrap() }, jittered)
-    this.#bootstrapTimer.unref()
-  }
-
-  async #bootstrap (): Promise<void> {
-    if (this.#bootstrapping || this.#closed) return
-    this.#bootstrapping = true
-    let dialed = 0
-    const failures: Array<{ addr: string, err: unknown }> = []
-    try {
-      const { addrs, total } = await resolveBootstrapTargets(this.#config.targets, {
-        defaultPort: this.#ownPort(),
-        exclude: this.#ownEndpoints(),
-        maxPerName: DEFAULTS.dnsTargetsPerRound,
-        onError: (target, err) => failures.push({ addr: target.kind === 'dns' ? `dns:${target.name}` : target.addr.toString(), err }),
-      })
-      const others = addrs.filter(addr => addr.getComponents().find(c => c.name === 'p2p')?.value !== this.#self.id)
-      // a one-node cluster (every address found is ours) is ready on its own
-      this.#alone = total > 0 && others.length === 0 && failures.length === 0
-      const results = await Promise.allSettled(others.map(addr => this.#dialBootstrap(addr)))
-      for (const [i, result] of results.entries()) {
-        if (result.status === 'fulfilled') dialed++
-        else failures.push({ addr: others[i]?.toString() ?? '?', err: result.reason })
-      }
-    } catch (err) {
-      failures.push({ addr: '*', err })
-    } finally {
-      this.#bootstrapping = false
-    }
-    if (this.#closed) return
-    if (dialed > 0 || this.#connected.size > 0 || this.#alone) {
-      if (failures.length > 0) this.#log.debug({ failures: describeFailures(failures) }, 'p2p: some bootstrap addresses failed')
-      this.#bootstrapBackoffMs = 0
-      this.#scheduleBootstrap(this.#config.bootstrapIntervalMs)
-      return
-    }
-    const first = this.#bootstrapBackoffMs === 0
-    this.#bootstrapBackoffMs = Math.min(this.#config.bootstrapIntervalMs, first ? DEFAULTS.firstBootstrapRetryMs : this.#bootstrapBackoffMs * 2)
-    // warn on the first failure, then once per bootstrap interval rather than at every quick retry
-    if (first || this.#bootstrapBackoffMs === this.#config.bootstrapIntervalMs) {
-      const hasEncryptionFailure = failures.some(f => (f.err as Error | undefined)?.name === 'EncryptionFailedError')
-      this.#log.warn({
-        retryInMs: this.#bootstrapBackoffMs,
-        failures: describeFailures(failures),
-        ...(hasEncryptionFailure ? { hint: 'the connection was refused during encryption: check that every node uses the same cluster key' } : {}),
-      }, 'p2p: no bootstrap peer reachable yet')
-    }
-    this.#scheduleBootstrap(this.#bootstrapBackoffMs)
-  }
-
-  /** Dials one bootstrap address; by address alone when it has no /p2p/ (the id is learned from the handshake). */
-  async #dialBootstrap (addr: Multiaddr): Promise<void> {
-    const key = addr.decapsulateCode(421).toString() // 421: p2p
-    const learned = this.#learnedIds.get(key)
-    if (learned !== undefined && this.#libp2p.getConnections(peerIdFromString(learned)).length > 0) return
-    const bounded = linkSignals([this.#shutdown.signal], this.#config.dialTimeoutMs)
-    try {
-      const connection = await this.#libp2p.dial(addr, { signal: bounded.signal })
-      const id = connection.remotePeer.toString()
-      if (learned !== id) this.#log.info({ addr: key, peer: id }, 'p2p: bootstrap peer connected')
-      this.#learnedIds.delete(key)
-      this.#learnedIds.set(key, id)
-      // bounded: DNS answers change as nodes come and go
-      for (const old of this.#learnedIds.keys()) {
-        if (this.#learnedIds.size <= DEFAULTS.learnedIdsSize) break
-        this.#learnedIds.delete(old)
-      }
-    } finally {
-      bounded.dispose()
-    }
-  }
-
-  #ownPort (): number {
-    if (this.#config.listenPort !== 0) return this.#config.listenPort
-    for (const ma of this.#libp2p.getMultiaddrs()) {
-      const hp = hostPortOf(ma)
-      if (hp !== undefined) return hp.port
-    }
-    return this.#config.listenPort
-  }
-
-  #ownEndpoints (): Set<string> {
-    const own = new Set<string>()
-    const port = this.#ownPort()
-    for (const ma of this.#libp2p.getMultiaddrs()) {
-      const hp = hostPortOf(ma)
-      if (hp !== undefined) own.add(endpointKey(hp.host, hp.port))
-    }
-    if (this.#config.isWildcardListen) {
-      for (const addresses of Object.values(networkInterfaces())) {
-        for (const a of addresses ?? []) own.add(endpointKey(a.address, port))
-      }
-    }
-    return own
-  }
-}
-
-function describeFailures (failures: ReadonlyArray<{ addr: string, err: unknown }>): Array<{ addr: string, error: string }> {
-  return failures.slice(0, 10).map(({ addr, err }) => ({
-    addr,
-    error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-  }))
 }

@@ -34,8 +34,11 @@ export class FileTagIndex extends MemoryTagIndex {
       } catch {
         throw new Error(`tag index ${index.#file} is not valid JSON; move it aside to start with an empty index`)
       }
+      if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+        throw new Error(`tag index ${index.#file} is not a JSON object; move it aside to start with an empty index`)
+      }
       for (const [key, value] of Object.entries((doc as { tags?: Record<string, unknown> }).tags ?? {})) {
-        const r = value as Partial<TagRecord>
+        const r = (value ?? {}) as Partial<TagRecord>
         if (typeof r.digest === 'string' && isDigest(r.digest) && typeof r.mediaType === 'string' && typeof r.size === 'number' && typeof r.fetchedAt === 'number') {
           index.records.set(key, { digest: r.digest as Digest, mediaType: r.mediaType, size: r.size, fetchedAt: r.fetchedAt, ...(typeof r.etag === 'string' ? { etag: r.etag } : {}) })
         }

@@ -206,7 +206,8 @@ export class UndiciUpstream implements Upstream {
         const error = toUpstreamError(registry, err, what)
         if (error.isUnavailable) breaker.recordFailure()
         else breaker.recordSuccess()
-        if (!error.isUnavailable || attempt >= this.#retries) throw error
+        // An open circuit would refuse the retry anyway: do not sit out a backoff first.
+        if (!error.isUnavailable || attempt >= this.#retries || breaker.state === 'open') throw error
         const delayMs = retryAfterMs === undefined ? this.#backoffMs(attempt) : Math.min(retryAfterMs, this.#maxRetryAfterMs)
         this.#logger.debug({ registry, url: url.href, code: error.code, status: error.status, attempt: attempt + 1, delayMs }, 'retrying upstream request')
         await sleep(delayMs, undefined, signal === undefined ? {} : { signal }).catch((sleepErr: unknown) => {

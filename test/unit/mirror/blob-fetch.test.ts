@@ -1,0 +1,344 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { PassThrough, type Readable } from 'node:stream'
+import { describe, test } from 'node:test'
+import { pino } from 'pino'
+import { BlobFetch, type BlobSourceAttempt } from '../../../src/mirror/blob-fetch.js'
+import type { Digest } from '../../../src/oci/index.js'
+import type { BlobStore } from '../../../src/store/blob-store.js'
+import { DigestMismatchError } from '../../../src/store/errors.js'
+import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
+
+const logger = pino({ level: 'silent' })
+const TIMEOUT = { timeout: 10_000 }
+
+function digestOf (bytes: Uint8Array): Digest {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest
+}
+
+function bytesOf (size: number, seed = 1): Buffer {
+  const out = Buffer.alloc(size)
+  let x = seed
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0
+    out[i] = x >>> 24
+  }
+  return out
+}
+
+/** A source whose body the test writes by hand; it records every offset it was asked for. */
+class FakeSource implements BlobSourceAttempt {
+  readonly offsets: number[] = []
+  readonly #bodies: PassThrough[] = []
+  readonly #waiting: Array<(b: PassThrough) => void> = []
+
+  constructor (readonly origin: string, readonly options: { totalSize?: number, openError?: Error } = {}) {}
+
+  async open (offset: number, signal: AbortSignal): Promise<{ body: Readable, totalSize?: number }> {
+    this.offsets.push(offset)
+    if (this.options.openError !== undefined) throw this.options.openError
+    const body = new PassThrough()
+    signal.addEventListener('abort', () => body.destroy(signal.reason as Error), { once: true })
+    this.#bodies.push(body)
+    this.#waiting.shift()?.(body)
+    return { body, ...(this.options.totalSize === undefined ? {} : { totalSize: this.options.totalSize }) }
+  }
+
+  /** The body of the first open, once the fetch opened it. */
+  body (): Promise<PassThrough> {
+    const b = this.#bodies[0]
+    return b !== undefined ? Promise.resolve(b) : new Promise((resolve) => this.#waiting.push(resolve))
+  }
+}
+
+/** Resolves `until(n)` once the fetch has written n bytes, as reported through onBytes. */
+class Progress {
+  written = 0
+  readonly byOrigin = new Map<string, number>()
+  readonly #waiters: Array<{ n: number, resolve: () => void }> = []
+
+  readonly onBytes = (origin: string, n: number): void => {
+    this.written += n
+    this.byOrigin.set(origin, (this.byOrigin.get(origin) ?? 0) + n)
+    for (const w of [...this.#waiters]) {
+      if (this.written >= w.n) {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1)
+        w.resolve()
+      }
+    }
+  }
+
+  until (n: number): Promise<void> {
+    if (this.written >= n) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.push({ n, resolve }))
+  }
+}
+
+/** Consumes a reader in flowing mode, recording what arrived. */
+class Collector {
+  readonly chunks: Buffer[] = []
+  received = 0
+  readonly ended: Promise<Buffer>
+  readonly #waiters: Array<{ n: number, resolve: () => void }> = []
+
+  constructor (readonly stream: Readable) {
+    stream.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk)
+      this.received += chunk.byteLength
+      for (const w of [...this.#waiters]) {
+        if (this.received >= w.n) {
+          this.#waiters.splice(this.#waiters.indexOf(w), 1)
+          w.resolve()
+        }
+      }
+    })
+    this.ended = new Promise((resolve, reject) => {
+      stream.once('end', () => resolve(Buffer.concat(this.chunks)))
+      stream.once('error', reject)
+    })
+    this.ended.catch(() => {})
+  }
+
+  until (n: number): Promise<void> {
+    if (this.received >= n) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.push({ n, resolve }))
+  }
+
+  bytes (): Buffer {
+    return Buffer.concat(this.chunks)
+  }
+}
+
+/** Lets every pending callback and I/O turn run, to check that something does NOT happen. */
+async function settle (turns = 20): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+function newFetch (blob: Buffer, sources: BlobSourceAttempt[], opts: { expectedSize?: number, store?: BlobStore } = {}): { fetch: BlobFetch, store: BlobStore, progress: Progress, digest: Digest } {
+  const store = opts.store ?? new MemoryBlobStore()
+  const progress = new Progress()
+  const digest = digestOf(blob)
+  const fetch = new BlobFetch({
+    digest, store, sources, logger, onBytes: progress.onBytes, timeoutMs: 30_000,
+    ...(opts.expectedSize === undefined ? {} : { expectedSize: opts.expectedSize }),
+  })
+  return { fetch, store, progress, digest }
+}
+
+/** Writes `blob[from, to)` in `step`-byte chunks, waiting for the fetch to take each one. */
+async function feed (body: PassThrough, progress: Progress, blob: Buffer, from: number, to: number, step: number): Promise<void> {
+  for (let off = from; off < to; off += step) {
+    const end = Math.min(off + step, to)
+    body.write(blob.subarray(off, end))
+    await progress.until(progress.written + (end - off))
+  }
+}
+
+describe('BlobFetch', () => {
+  test('two readers get identical full bytes while the bytes trickle in', TIMEOUT, async () => {
+    const blob = bytesOf(300_000)
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, store, progress, digest } = newFetch(blob, [source])
+    const body = await source.body()
+    await fetch.ready
+    assert.equal(fetch.size, blob.byteLength)
+    const a = new Collector(fetch.reader())
+    const b = new Collector(fetch.reader())
+
+    body.write(blob.subarray(0, 100_000))
+    await Promise.all([a.until(100_000), b.until(100_000)])
+    assert.equal(fetch.state, 'running', 'readers are served before the download ends')
+    assert.deepEqual(a.bytes(), blob.subarray(0, 100_000))
+
+    await feed(body, progress, blob, 100_000, blob.byteLength, 50_000)
+    body.end()
+    const [ra, rb] = await Promise.all([a.ended, b.ended])
+    assert.deepEqual(ra, blob)
+    assert.deepEqual(rb, blob)
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+    assert.deepEqual(await store.read(digest), blob)
+    assert.deepEqual(source.offsets, [0], 'one upstream request for both readers')
+  })
+
+  test('a late reader after completion gets the bytes (whole and ranged) from the store', TIMEOUT, async () => {
+    const blob = bytesOf(50_000)
+    const source = new FakeSource('upstream:test')
+    const { fetch } = newFetch(blob, [source], { expectedSize: blob.byteLength })
+    const body = await source.body()
+    body.end(blob)
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+    assert.deepEqual(await new Collector(fetch.reader()).ended, blob)
+    assert.deepEqual(await new Collector(fetch.reader({ start: 49_990, end: 49_999 })).ended, blob.subarray(49_990))
+    assert.deepEqual(await new Collector(fetch.reader({ start: 0, end: 0 })).ended, blob.subarray(0, 1))
+    assert.deepEqual(source.offsets, [0])
+  })
+
+  test('readers with ranges get exactly their range, the last byte only after verification', TIMEOUT, async () => {
+    const blob = bytesOf(300_000)
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, progress } = newFetch(blob, [source])
+    const body = await source.body()
+    await fetch.ready
+    const early = new Collector(fetch.reader({ start: 1000, end: 1999 }))
+    const tail = new Collector(fetch.reader({ start: 250_000, end: 299_999 }))
+    const middle = new Collector(fetch.reader({ start: 99_999, end: 100_000 }))
+
+    await feed(body, progress, blob, 0, 200_000, 40_000)
+    await early.until(999)
+    await settle()
+    assert.equal(early.received, 999, 'the range is complete but its last byte waits for the digest')
+    assert.equal(tail.received, 0)
+
+    await feed(body, progress, blob, 200_000, blob.byteLength, 40_000)
+    body.end()
+    assert.deepEqual(await early.ended, blob.subarray(1000, 2000))
+    assert.deepEqual(await tail.ended, blob.subarray(250_000))
+    assert.deepEqual(await middle.ended, blob.subarray(99_999, 100_001))
+  })
+
+  test('the last byte is held back until the source ends and the digest verified', TIMEOUT, async () => {
+    const blob = bytesOf(1000)
+    const source = new FakeSource('upstream:test')
+    const { fetch, progress } = newFetch(blob, [source], { expectedSize: blob.byteLength })
+    const body = await source.body()
+    const reader = new Collector(fetch.reader())
+    body.write(blob)
+    await progress.until(blob.byteLength)
+    await reader.until(blob.byteLength - 1)
+    await settle()
+    assert.equal(reader.received, blob.byteLength - 1, 'every byte arrived but the last one is held back')
+    assert.equal(fetch.state, 'running')
+
+    body.end()
+    assert.deepEqual(await reader.ended, blob)
+    assert.equal(fetch.state, 'done')
+  })
+
+  test('a corrupt source: every reader errors, no reader saw a complete blob, nothing is kept', TIMEOUT, async () => {
+    const blob = bytesOf(100_000)
+    const corrupt = Buffer.from(blob)
+    corrupt[50_000] = (corrupt[50_000] ?? 0) ^ 0x01
+    const source = new FakeSource('peer:a', { totalSize: blob.byteLength })
+    const events: string[] = []
+    const store = new MemoryBlobStore()
+    store.watch((e) => events.push(e.type))
+    const { fetch, progress, digest } = newFetch(blob, [source], { store })
+    const body = await source.body()
+    await fetch.ready
+    const readers = [new Collector(fetch.reader()), new Collector(fetch.reader()), new Collector(fetch.reader({ start: 90_000, end: 99_999 }))]
+
+    await feed(body, progress, corrupt, 0, corrupt.byteLength, 25_000)
+    body.end()
+    for (const r of readers) {
+      await assert.rejects(r.ended, (err: unknown) => err instanceof DigestMismatchError && err.expected === digest)
+    }
+    const [whole1, whole2, ranged] = readers as [Collector, Collector, Collector]
+    assert.ok(whole1.received < blob.byteLength && whole2.received < blob.byteLength, 'the last byte never went out')
+    assert.ok(ranged.received < 10_000)
+    await fetch.done
+    assert.equal(fetch.state, 'failed')
+    assert.equal((fetch.error as DigestMismatchError | undefined)?.code, 'ERR_DIGEST_MISMATCH')
+    assert.equal(await store.stat(digest), undefined)
+    assert.deepEqual(events, [])
+    await assert.rejects(new Collector(fetch.reader()).ended, DigestMismatchError, 'a reader after the failure errors too')
+  })
+
+  test('a source that breaks mid-stream: the next source is asked from the offset reached', TIMEOUT, async () => {
+    const blob = bytesOf(200_000)
+    const first = new FakeSource('peer:a', { totalSize: blob.byteLength })
+    const second = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, store, progress, digest } = newFetch(blob, [first, second])
+    const reader = new Collector(fetch.reader())
+
+    const body1 = await first.body()
+    await feed(body1, progress, blob, 0, 70_000, 35_000)
+    body1.destroy(new Error('connection reset by peer'))
+
+    const body2 = await second.body()
+    assert.deepEqual(second.offsets, [70_000])
+    body2.end(blob.subarray(70_000))
+    assert.deepEqual(await reader.ended, blob)
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+    assert.deepEqual(await store.read(digest), blob)
+    assert.deepEqual(Object.fromEntries(progress.byOrigin), { 'peer:a': 70_000, 'upstream:test': 130_000 })
+    assert.deepEqual(first.offsets, [0])
+  })
+
+  test('a source that ends early (size known) also resumes on the next one', TIMEOUT, async () => {
+    const blob = bytesOf(10_000)
+    const first = new FakeSource('peer:a')
+    const second = new FakeSource('upstream:test')
+    const { fetch, store, digest } = newFetch(blob, [first, second], { expectedSize: blob.byteLength })
+    ;(await first.body()).end(blob.subarray(0, 4096))
+    ;(await second.body()).end(blob.subarray(4096))
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+    assert.deepEqual(second.offsets, [4096])
+    assert.deepEqual(await store.read(digest), blob)
+  })
+
+  test('a source that cannot be opened is skipped; the next starts at 0', TIMEOUT, async () => {
+    const blob = bytesOf(10_000)
+    const down = new FakeSource('peer:a', { openError: new Error('ECONNREFUSED') })
+    const up = new FakeSource('upstream:test')
+    const { fetch, store, digest } = newFetch(blob, [down, up], { expectedSize: blob.byteLength })
+    ;(await up.body()).end(blob)
+    await fetch.ready
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+    assert.deepEqual(down.offsets, [0])
+    assert.deepEqual(up.offsets, [0])
+    assert.deepEqual(await store.read(digest), blob)
+  })
+
+  test('when every source fails: ready rejects with the last error, readers error, nothing is kept', TIMEOUT, async () => {
+    const blob = bytesOf(1000)
+    const a = new FakeSource('peer:a', { openError: new Error('first down') })
+    const b = new FakeSource('upstream:test', { openError: new Error('second down') })
+    const { fetch, store, digest } = newFetch(blob, [a, b], { expectedSize: blob.byteLength })
+    const reader = new Collector(fetch.reader())
+    await assert.rejects(fetch.ready, /second down/)
+    await assert.rejects(reader.ended, /second down/)
+    await fetch.done
+    assert.equal(fetch.state, 'failed')
+    assert.equal(await store.stat(digest), undefined)
+  })
+
+  test('the fetch continues when every reader is destroyed, and the blob is kept', TIMEOUT, async () => {
+    const blob = bytesOf(120_000)
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, store, progress, digest } = newFetch(blob, [source])
+    const body = await source.body()
+    await fetch.ready
+    const a = new Collector(fetch.reader())
+    const b = new Collector(fetch.reader({ start: 0, end: 59_999 }))
+    body.write(blob.subarray(0, 40_000))
+    await Promise.all([a.until(40_000), b.until(40_000)])
+    a.stream.destroy()
+    b.stream.destroy()
+
+    await feed(body, progress, blob, 40_000, blob.byteLength, 40_000)
+    body.end()
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+    assert.deepEqual(await store.read(digest), blob)
+    assert.deepEqual(source.offsets, [0])
+  })
+
+  test('abort stops the download: readers fail and nothing is kept', TIMEOUT, async () => {
+    const blob = bytesOf(10_000)
+    const source = new FakeSource('upstream:test')
+    const { fetch, store, progress, digest } = newFetch(blob, [source], { expectedSize: blob.byteLength })
+    const body = await source.body()
+    const reader = new Collector(fetch.reader())
+    await feed(body, progress, blob, 0, 5000, 5000)
+    fetch.abort(new Error('shutting down'))
+    await assert.rejects(reader.ended, /shutting down/)
+    await fetch.done
+    assert.equal(fetch.state, 'failed')
+    assert.equal(await store.stat(digest), undefined)
+  })
+})
