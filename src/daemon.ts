@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises'
-import { createServer as createHttpServer, type Server } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from './config/config-schema.js'
+import { ConfigError } from './config/load-config.js'
 import { Metrics } from './metrics/metrics.js'
 import type { ContentSource } from './mirror/content-source.js'
 import { Mirror } from './mirror/mirror.js'
@@ -14,6 +15,12 @@ import { FileTagIndex } from './store/file-tag-index.js'
 import { FsBlobStore } from './store/fs-blob-store.js'
 import { loadDockerCredentials } from './upstream/docker-credentials.js'
 import { UndiciUpstream } from './upstream/undici-upstream.js'
+import type { ContentAdvertiser } from './p2p/content-advertiser.js'
+import { checkPeerRequest, peerToken } from './p2p/peer-auth.js'
+import type { PeerContent } from './p2p/peer-content.js'
+import type { Router } from './p2p/router.js'
+import type { BlobStore } from './store/blob-store.js'
+import type { TagIndex } from './store/tag-index.js'
 
 export interface Daemon {
   /** host:port the registry API listens on. */
@@ -42,16 +49,32 @@ export async function startDaemon (config: Config, logger: Logger): Promise<Daem
     })
     cleanups.push(async () => { await upstream.close() })
     const metrics = new Metrics()
+    const p2p = config.p2p.listen === undefined ? undefined : await startP2p(config, store, tags, logger)
+    if (p2p !== undefined) cleanups.push(p2p.close)
     const localSources: ContentSource[] = []
+    if (config.containerd.socket !== undefined) {
+      const { ContainerdContentSource } = await import('./containerd/containerd-content-source.js')
+      const containerd = new ContainerdContentSource({
+        socket: config.containerd.socket, namespace: config.containerd.namespace,
+        ...(config.containerd.contentDir === undefined ? {} : { contentDir: config.containerd.contentDir }),
+        logger: logger.child({ component: 'containerd' }),
+      })
+      await containerd.start()
+      cleanups.push(async () => { await containerd.close() })
+      localSources.push(containerd)
+    }
     const mirror = new Mirror({
       store, tags, upstream, localSources, metrics, logger: logger.child({ component: 'mirror' }),
       tagTtlMs: (registry) => config.registries.get(registry)?.tagTtlMs ?? config.tagTtlMs,
+      ...(p2p === undefined ? {} : { remote: p2p.content, announce: (keys: readonly string[]) => p2p.advertiser?.announce(keys) }),
     })
+    if (p2p !== undefined) await p2p.advertise(localSources)
     const handler = createRegistryHandler({
       mirror, metrics, logger: logger.child({ component: 'http' }),
       defaultRegistry: config.defaultRegistry,
       registries: new Set(config.registries.keys()),
-      isReady: () => true,
+      isReady: () => p2p?.router.ready() ?? true,
+      ...(p2p === undefined ? {} : { checkRequest: (req: IncomingMessage) => checkPeerRequest(req, p2p.token, true) }),
     })
     const server: Server = config.tls === undefined
       ? createHttpServer({ keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 0 }, handler)
@@ -104,4 +127,58 @@ async function shutdown (server: Server, timeoutMs: number, logger: Logger): Pro
   await closed
   clearTimeout(timer)
   clearInterval(sweep)
+}
+
+interface P2p {
+  readonly router: Router
+  readonly content: PeerContent
+  readonly token: string
+  advertiser?: ContentAdvertiser
+  advertise (localSources: readonly ContentSource[]): Promise<void>
+  close (): Promise<void>
+}
+
+/** The peer-to-peer side: libp2p router (loaded only when configured), peer fetching and advertising. */
+async function startP2p (config: Config, store: BlobStore, tags: TagIndex, logger: Logger): Promise<P2p> {
+  const p2pConfig = config.p2p
+  if (p2pConfig.listen === undefined) throw new TypeError('p2p.listen is required')
+  if (p2pConfig.clusterKeyFile === undefined) {
+    throw new ConfigError('p2p needs a cluster key: pass --cluster-key-file FILE (create one with `flotilla cluster-key > FILE`)')
+  }
+  const { parseClusterKey } = await import('./p2p/cluster-key.js')
+  let keyText: string
+  try {
+    keyText = await readFile(p2pConfig.clusterKeyFile, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`cannot read cluster key file ${p2pConfig.clusterKeyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  const clusterKey = parseClusterKey(keyText)
+  const { createLibp2pRouter } = await import('./p2p/libp2p-router.js')
+  const { PeerContent } = await import('./p2p/peer-content.js')
+  const { ContentAdvertiser } = await import('./p2p/content-advertiser.js')
+  const { defaultPeerAddress } = await import('./p2p/peer-address.js')
+  const p2pLogger = logger.child({ component: 'p2p' })
+  const router = await createLibp2pRouter({
+    listen: p2pConfig.listen, bootstrap: p2pConfig.bootstrap, clusterKey,
+    identityFile: join(config.dataDir, 'p2p-identity.key'),
+    httpAddress: p2pConfig.peerAddress ?? defaultPeerAddress(p2pConfig.listen, config.listen),
+    ...(p2pConfig.zone === undefined ? {} : { zone: p2pConfig.zone }),
+    logger: p2pLogger,
+  })
+  const token = peerToken(clusterKey)
+  const content = new PeerContent({ router, token, logger: p2pLogger, ...(p2pConfig.zone === undefined ? {} : { zone: p2pConfig.zone }) })
+  const p2p: P2p = {
+    router, content, token,
+    advertise: async (localSources) => {
+      p2p.advertiser = new ContentAdvertiser({ router, store, tags, localSources, logger: p2pLogger })
+      await p2p.advertiser.start()
+    },
+    close: async () => {
+      p2p.advertiser?.stop()
+      await content.close()
+      await router.close()
+    },
+  }
+  logger.info({ listen: p2pConfig.listen, self: router.self() }, 'joined the peer-to-peer network')
+  return p2p
 }

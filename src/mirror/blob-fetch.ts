@@ -97,7 +97,9 @@ export class BlobFetch {
           lastError = new BlobFetchError(`${source.origin} ended ${digest} at byte ${this.#written} of ${this.#size}`)
         } catch (err) {
           lastError = err as Error
-          if ((err as { code?: string }).code === 'ERR_DIGEST_MISMATCH') break
+          // Wrong bytes, or a definitive "not found": no other source is asked.
+          const code = (err as { code?: string }).code
+          if (code === 'ERR_DIGEST_MISMATCH' || code === 'ERR_UPSTREAM_NOT_FOUND' || code === 'ERR_PEER_NOT_FOUND') break
         }
         logger.warn({ digest, origin: source.origin, offset: this.#written, err: lastError?.message }, 'blob source failed; trying the next one')
       }

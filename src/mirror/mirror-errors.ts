@@ -20,6 +20,9 @@ export function upstreamToOci (err: unknown, kind: 'manifest' | 'blob' | 'tags',
         return new OciError('UNAVAILABLE', `${what}: upstream ${err.registry} failed: ${err.message}`, undefined, { cause: err })
     }
   }
+  if ((err as { code?: string } | undefined)?.code === 'ERR_PEER_NOT_FOUND') {
+    return new OciError(kind === 'blob' ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN', `${what} not found upstream (asked through its owner peer)`, undefined, { cause: err })
+  }
   if ((err as { code?: string } | undefined)?.code === 'ERR_DIGEST_MISMATCH') {
     return new OciError('UNAVAILABLE', `${what}: upstream content did not match its digest; nothing was kept`, undefined, { cause: err })
   }

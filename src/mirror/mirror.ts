@@ -20,6 +20,8 @@ export interface MirrorRequest {
   readonly signal: AbortSignal
   /** A peer asked (loop guard): answer only from what this node holds or is downloading. */
   readonly localOnly?: boolean
+  /** Do not ask peers (a peer asked us as the owner of a digest: we may go upstream, not back to peers). */
+  readonly noPeers?: boolean
 }
 
 export interface ManifestResult {
@@ -41,8 +43,8 @@ export interface BlobResult {
 
 /** Where else content may be found: peers (p2p) plug in here. */
 export interface RemoteContent {
-  /** Attempts for a blob (peers that hold it), found within a tight budget; empty when none. */
-  blobSources (digest: Digest, signal: AbortSignal): Promise<BlobSourceAttempt[]>
+  /** Attempts for a blob found within a tight budget: `first` before the upstream, `last` after it. */
+  blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }>
   manifest (req: MirrorRequest, ref: ManifestRef, accept: string): Promise<{ bytes: Buffer, mediaType: string } | undefined>
 }
 
@@ -62,6 +64,8 @@ export interface MirrorOptions {
   readonly upstreamAttempts?: number
   /** Bounds shared manifest and tag calls upstream; they are detached from the client that started them. */
   readonly manifestTimeoutMs?: number
+  /** Told of keys this node can now serve (a download started, a tag resolved), to advertise them. */
+  readonly announce?: (keys: readonly string[]) => void
 }
 
 function digestOf (bytes: Buffer, algorithm = 'sha256'): Digest {
@@ -129,7 +133,7 @@ export class Mirror {
     const what = `manifest ${req.registry}/${req.repository}@${digest}`
     if (req.localOnly === true) throw new OciError('MANIFEST_UNKNOWN', `${what} is not held here`)
     const fetched = await this.#manifestFlight.do(digest, async () => {
-      const remote = await this.#o.remote?.manifest(req, { kind: 'digest', digest }, upstreamManifestAccept(accept)).catch(() => undefined)
+      const remote = await this.#remote(req)?.manifest(req, { kind: 'digest', digest }, upstreamManifestAccept(accept)).catch(() => undefined)
       if (remote !== undefined && digestOf(remote.bytes, parseDigest(digest).algorithm) === digest) {
         await this.#keepManifest(digest, remote.bytes, remote.mediaType)
         return { bytes: remote.bytes, digest, mediaType: remote.mediaType, source: 'peer' as const }
@@ -158,6 +162,10 @@ export class Mirror {
       await w.abort()
       throw err
     }
+  }
+
+  #remote (req: MirrorRequest): RemoteContent | undefined {
+    return req.localOnly === true || req.noPeers === true ? undefined : this.#o.remote
   }
 
   #sharedSignal (): AbortSignal {
@@ -205,6 +213,7 @@ export class Mirror {
       await this.#o.tags.set(registry, repository, tag, {
         digest, mediaType: m.mediaType, size: m.bytes.byteLength, fetchedAt: now, ...(m.etag === undefined ? {} : { etag: m.etag }),
       })
+      this.#o.announce?.([`${registry}/${repository}:${tag}`])
       return this.#result(digest, m.bytes, 'upstream', m.mediaType)
     } catch (err) {
       if (err instanceof UpstreamError && err.isUnavailable) return await this.#fallbackTag(req, tag, accept, usable, what, upstreamToOci(err, 'manifest', what))
@@ -237,8 +246,9 @@ export class Mirror {
       const local = await this.#localManifest(req, resolved.digest)
       if (local !== undefined) return this.#result(resolved.digest, local.bytes, 'hit', resolved.mediaType)
     }
-    if (req.localOnly !== true && this.#o.remote !== undefined) {
-      const remote = await this.#o.remote.manifest(req, { kind: 'tag', tag: tag as never }, upstreamManifestAccept(accept)).catch(() => undefined)
+    const peers = this.#remote(req)
+    if (peers !== undefined) {
+      const remote = await peers.manifest(req, { kind: 'tag', tag: tag as never }, upstreamManifestAccept(accept)).catch(() => undefined)
       if (remote !== undefined) {
         const digest = digestOf(remote.bytes)
         await this.#keepManifest(digest, remote.bytes, remote.mediaType).catch(() => {})
@@ -272,17 +282,15 @@ export class Mirror {
     if (running !== undefined) return await this.#fromFetch(running, 'upstream')
     const what = `blob ${req.registry}/${req.repository}@${digest}`
     if (req.localOnly === true) throw new OciError('BLOB_UNKNOWN', `${what} is not held here`)
-    const sources: BlobSourceAttempt[] = []
-    let source: RequestResult = 'upstream'
-    if (this.#o.remote !== undefined) {
-      const peers = await this.#o.remote.blobSources(digest, req.signal).catch(() => [])
-      if (peers.length > 0) source = 'peer'
-      sources.push(...peers)
-    }
+    const remote = this.#remote(req)
+    const peers = remote === undefined ? { first: [], last: [] } : await remote.blobSources(req, digest).catch(() => ({ first: [], last: [] }))
+    const source: RequestResult = peers.first.length > 0 ? 'peer' : 'upstream'
+    const sources: BlobSourceAttempt[] = [...peers.first]
     if (this.#o.upstream.has(req.registry)) {
       const attempts = this.#o.upstreamAttempts ?? 3
       for (let i = 0; i < attempts; i++) sources.push(this.#upstreamAttempt(req, digest))
     }
+    sources.push(...peers.last)
     if (sources.length === 0) {
       throw new OciError(this.#o.upstream.has(req.registry) ? 'BLOB_UNKNOWN' : 'NAME_UNKNOWN',
         `${what} is not held here${this.#o.upstream.has(req.registry) ? '' : ` and registry ${req.registry} is not configured for pull-through`}`)
@@ -325,6 +333,7 @@ export class Mirror {
       },
     })
     this.#fetches.set(digest, fetch)
+    this.#o.announce?.([digest])
     metrics.inflight.inc()
     void fetch.done.then(() => {
       this.#fetches.delete(digest)

@@ -5,11 +5,9 @@ import type { Logger } from 'pino'
 import type { Metrics, RequestKind, RequestResult } from '../metrics/metrics.js'
 import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
 import { normalizeRegistry, normalizeRepository, OciError } from '../oci/index.js'
+import { PEER_HEADER, type PeerMode } from '../p2p/peer-auth.js'
 import { parseApiPath, type ApiRoute } from './api-route.js'
 import { parseRangeHeader } from './range-header.js'
-
-/** Marks a request from another agent: it is answered only from what this node holds (no loops). */
-export const PEER_HEADER = 'x-flotilla-peer'
 
 export interface RegistryHandlerOptions {
   readonly mirror: Mirror
@@ -20,8 +18,8 @@ export interface RegistryHandlerOptions {
   /** Configured registry names: a first path component equal to one routes there (`/v2/ghcr.io/o/r/...`). */
   readonly registries: ReadonlySet<string>
   readonly isReady: () => boolean
-  /** Checks a request that carries the peer header; false answers 401. Absent: peer requests are refused. */
-  readonly authorizePeer?: (req: IncomingMessage) => boolean
+  /** Admits a request (peer credentials); `mode` says what a peer asked for. Absent: peer requests are refused. */
+  readonly checkRequest?: (req: IncomingMessage) => { ok: boolean, mode?: PeerMode }
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
@@ -61,8 +59,8 @@ export function createRegistryHandler (o: RegistryHandlerOptions): Handler {
       kind = routeKind(route)
       if (method !== 'GET' && method !== 'HEAD') throw new OciError('UNSUPPORTED', `${method} is not supported: this is a pull-through mirror (read-only)`)
       if (route.kind === 'upload') throw new OciError('UNSUPPORTED', 'push is not supported: this is a pull-through mirror (read-only)')
-      const isPeer = req.headers[PEER_HEADER] !== undefined
-      if (isPeer && o.authorizePeer?.(req) !== true) throw new OciError('UNAUTHORIZED', 'peer request without valid cluster credentials')
+      const check = o.checkRequest?.(req) ?? { ok: req.headers[PEER_HEADER] === undefined }
+      if (!check.ok) throw new OciError('UNAUTHORIZED', 'this agent answers peers only with valid cluster credentials')
       if (route.kind === 'base') {
         result = 'hit'
         res.writeHead(200, { ...API_HEADERS, 'content-type': 'application/json', 'content-length': '2' })
@@ -71,7 +69,7 @@ export function createRegistryHandler (o: RegistryHandlerOptions): Handler {
       }
       const target = resolveTarget(route.name, url.searchParams.get('ns'), o)
       registry = target.registry
-      const mreq: MirrorRequest = { ...target, signal: controller.signal, localOnly: isPeer }
+      const mreq: MirrorRequest = { ...target, signal: controller.signal, localOnly: check.mode === 'local', noPeers: check.mode !== undefined }
       result = await serveRoute(route, mreq, url, req, res, o)
     }
     run().then(done, (err: unknown) => {

@@ -1,0 +1,155 @@
+import { Agent, request, type Dispatcher } from 'undici'
+import type { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import type { BlobSourceAttempt } from '../mirror/blob-fetch.js'
+import type { MirrorRequest, RemoteContent } from '../mirror/mirror.js'
+import type { Digest, ManifestRef } from '../oci/index.js'
+import { MAX_MANIFEST_BYTES } from '../oci/index.js'
+import { PEER_HEADER, peerHeaderValue, type PeerMode } from './peer-auth.js'
+import { rendezvousOwner } from './rendezvous.js'
+import type { PeerInfo, Router } from './router.js'
+
+export interface PeerContentOptions {
+  readonly router: Router
+  /** Credential presented to peers (see peerToken). */
+  readonly token: string
+  readonly zone?: string
+  readonly logger: Logger
+  /** Budget for finding providers of a key; past it the agent goes on without peers. */
+  readonly findBudgetMs?: number
+  /** Providers asked for at most. */
+  readonly maxProviders?: number
+  readonly connectTimeoutMs?: number
+  /** Headers from a peer that owns a digest may wait on its own upstream fetch. */
+  readonly headersTimeoutMs?: number
+  readonly bodyTimeoutMs?: number
+  /** Whether digests are routed through their rendezvous owner when no peer holds them (cluster-wide coalescing). */
+  readonly isOwnerRouting?: boolean
+}
+
+export class PeerFetchError extends Error {
+  override readonly name = 'PeerFetchError'
+  constructor (message: string, readonly code: 'ERR_PEER_UNAVAILABLE' | 'ERR_PEER_NOT_FOUND' = 'ERR_PEER_UNAVAILABLE', options?: ErrorOptions) {
+    super(message, options)
+  }
+
+  /** The owner asked its upstream and got a 404: no other source will do better. */
+  get isFinal (): boolean {
+    return this.code === 'ERR_PEER_NOT_FOUND'
+  }
+}
+
+/** Content on other agents: providers found through the Router, fetched over their registry API. */
+export class PeerContent implements RemoteContent {
+  readonly #o: PeerContentOptions
+  readonly #agent: Agent
+
+  constructor (options: PeerContentOptions) {
+    if (options.token === '') throw new TypeError('PeerContent: token must not be empty')
+    this.#o = options
+    this.#agent = new Agent({
+      connect: { timeout: options.connectTimeoutMs ?? 1000 },
+      headersTimeout: options.headersTimeoutMs ?? 30_000,
+      bodyTimeout: options.bodyTimeoutMs ?? 30_000,
+      connections: 16,
+    })
+  }
+
+  /** Providers of a key within the budget, same zone first. */
+  async providers (key: string, signal: AbortSignal): Promise<PeerInfo[]> {
+    const found: PeerInfo[] = []
+    const budget = AbortSignal.any([signal, AbortSignal.timeout(this.#o.findBudgetMs ?? 10)])
+    try {
+      for await (const p of this.#o.router.findProviders(key, { signal: budget, limit: this.#o.maxProviders ?? 3 })) found.push(p)
+    } catch (err) {
+      this.#o.logger.debug({ key, err: (err as Error).message }, 'provider lookup failed')
+    }
+    const zone = this.#o.zone
+    return zone === undefined ? found : [...found.filter((p) => p.zone === zone), ...found.filter((p) => p.zone !== zone)]
+  }
+
+  /**
+   * Holders first; with none, the digest's owner (who pulls it through once for the cluster). The owner
+   * itself goes upstream first and to holders only after: two nodes never wait on each other's download.
+   */
+  async blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }> {
+    const owner = this.#o.isOwnerRouting === false ? undefined : this.owner(digest)
+    const isOwner = this.#o.isOwnerRouting !== false && owner === undefined
+    const holders = (await this.providers(digest, req.signal)).map((p) => this.#blobAttempt(p, req, digest, 'local'))
+    if (isOwner) return { first: [], last: holders }
+    if (holders.length > 0 || owner === undefined) return { first: holders, last: [] }
+    return { first: [this.#blobAttempt(owner, req, digest, 'owner')], last: [] }
+  }
+
+  /** The live peer that pulls a digest through for the cluster, or undefined when it is this node. */
+  owner (key: string): PeerInfo | undefined {
+    const self = this.#o.router.self()
+    const peers = this.#o.router.peers()
+    const id = rendezvousOwner(key, [self.id, ...peers.map((p) => p.id)])
+    return id === self.id ? undefined : peers.find((p) => p.id === id)
+  }
+
+  #blobAttempt (peer: PeerInfo, req: MirrorRequest, digest: Digest, mode: PeerMode): BlobSourceAttempt {
+    return {
+      origin: `peer:${peer.httpAddress}${mode === 'owner' ? ':owner' : ''}`,
+      open: async (offset, signal) => {
+        const res = await this.#get(peer, `/v2/${req.repository}/blobs/${digest}?ns=${encodeURIComponent(req.registry)}`, mode, signal,
+          offset > 0 ? { range: `bytes=${offset}-` } : {})
+        const expected = offset > 0 ? 206 : 200
+        if (res.statusCode !== expected) {
+          res.body.destroy()
+          throw new PeerFetchError(`peer ${peer.httpAddress} answered ${res.statusCode} for ${digest}`,
+            mode === 'owner' && res.statusCode === 404 ? 'ERR_PEER_NOT_FOUND' : 'ERR_PEER_UNAVAILABLE')
+        }
+        return { body: res.body as unknown as Readable, ...totalSize(res) }
+      },
+    }
+  }
+
+  async manifest (req: MirrorRequest, ref: ManifestRef, accept: string): Promise<{ bytes: Buffer, mediaType: string } | undefined> {
+    const key = ref.kind === 'digest' ? ref.digest : `${req.registry}/${req.repository}:${ref.tag}`
+    const reference = ref.kind === 'digest' ? ref.digest : ref.tag
+    for (const peer of await this.providers(key, req.signal)) {
+      try {
+        const res = await this.#get(peer, `/v2/${req.repository}/manifests/${reference}?ns=${encodeURIComponent(req.registry)}`, 'local', req.signal, { accept })
+        if (res.statusCode !== 200) {
+          res.body.destroy()
+          continue
+        }
+        const bytes = Buffer.from(await res.body.arrayBuffer())
+        if (bytes.byteLength > MAX_MANIFEST_BYTES) continue
+        const ct = res.headers['content-type']
+        return { bytes, mediaType: (Array.isArray(ct) ? ct[0] : ct) ?? 'application/vnd.oci.image.manifest.v1+json' }
+      } catch (err) {
+        this.#o.logger.debug({ peer: peer.httpAddress, key, err: (err as Error).message }, 'peer manifest fetch failed')
+      }
+    }
+    return undefined
+  }
+
+  async #get (peer: PeerInfo, path: string, mode: PeerMode, signal: AbortSignal, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
+    try {
+      return await request(`http://${peer.httpAddress}${path}`, {
+        dispatcher: this.#agent, signal, headers: { ...headers, [PEER_HEADER]: peerHeaderValue(mode, this.#o.token) },
+      })
+    } catch (err) {
+      throw new PeerFetchError(`peer ${peer.httpAddress} unreachable: ${(err as Error).message}`, 'ERR_PEER_UNAVAILABLE', { cause: err })
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.#agent.close()
+  }
+}
+
+function totalSize (res: Dispatcher.ResponseData): { totalSize?: number } {
+  const range = res.headers['content-range']
+  const r = Array.isArray(range) ? range[0] : range
+  if (r !== undefined) {
+    const m = /\/(\d+)$/.exec(r)
+    return m === null ? {} : { totalSize: Number(m[1]) }
+  }
+  const len = res.headers['content-length']
+  const l = Array.isArray(len) ? len[0] : len
+  return l === undefined ? {} : { totalSize: Number(l) }
+}
