@@ -74,6 +74,7 @@ export async function startDaemon (config: Config, logger: Logger): Promise<Daem
       defaultRegistry: config.defaultRegistry,
       registries: new Set(config.registries.keys()),
       isReady: () => p2p?.router.ready() ?? true,
+      beforeScrape: async () => { metrics.peers.set(p2p?.router.peers().length ?? 0) },
       ...(p2p === undefined ? {} : { checkRequest: (req: IncomingMessage) => checkPeerRequest(req, p2p.token, true) }),
     })
     const server: Server = config.tls === undefined

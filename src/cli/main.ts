@@ -1,5 +1,9 @@
 #!/usr/bin/env node
+// libp2p needs Promise.withResolvers, which Node 20 lacks: load the polyfill before anything else.
+import '../p2p/polyfill.js'
 import { Command, CommanderError } from 'commander'
+import { registerClusterKey } from './cluster-key-command.js'
+import { registerContainerd } from './containerd-command.js'
 import { registerServe } from './serve-command.js'
 
 /** Every failure ends as one line on stderr and a non-zero exit; never a stack trace for user errors. */
@@ -17,6 +21,8 @@ const program = new Command()
   .exitOverride()
   .showHelpAfterError()
 registerServe(program)
+registerContainerd(program)
+registerClusterKey(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -36,6 +36,9 @@ export class Metrics {
     name: 'flotilla_stale_tag_age_seconds', help: 'Age of the last tag served stale (since last upstream confirmation)',
     labelNames: ['registry'] as const, registers: [this.registry],
   })
+  readonly peers = new Gauge({
+    name: 'flotilla_p2p_peers', help: 'Peers this agent is connected to', registers: [this.registry],
+  })
   readonly duration = new Histogram({
     name: 'flotilla_request_duration_seconds', help: 'Time to response headers',
     labelNames: ['kind'] as const, buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],

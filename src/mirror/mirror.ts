@@ -7,7 +7,7 @@ import {
 } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
 import type { TagIndex, TagRecord } from '../store/tag-index.js'
-import type { Upstream } from '../upstream/upstream.js'
+import type { ManifestBody, Upstream } from '../upstream/upstream.js'
 import { UpstreamError } from '../upstream/upstream-error.js'
 import { BlobFetch, type BlobSourceAttempt } from './blob-fetch.js'
 import type { ContentSource } from './content-source.js'
@@ -45,7 +45,8 @@ export interface BlobResult {
 export interface RemoteContent {
   /** Attempts for a blob found within a tight budget: `first` before the upstream, `last` after it. */
   blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }>
-  manifest (req: MirrorRequest, ref: ManifestRef, accept: string): Promise<{ bytes: Buffer, mediaType: string } | undefined>
+  /** A manifest from a peer that holds it; `isPatient` after the upstream failed (a longer lookup budget). */
+  manifest (req: MirrorRequest, ref: ManifestRef, accept: string, isPatient: boolean): Promise<{ bytes: Buffer, mediaType: string } | undefined>
 }
 
 export interface MirrorOptions {
@@ -133,15 +134,25 @@ export class Mirror {
     const what = `manifest ${req.registry}/${req.repository}@${digest}`
     if (req.localOnly === true) throw new OciError('MANIFEST_UNKNOWN', `${what} is not held here`)
     const fetched = await this.#manifestFlight.do(digest, async () => {
-      const remote = await this.#remote(req)?.manifest(req, { kind: 'digest', digest }, upstreamManifestAccept(accept)).catch(() => undefined)
-      if (remote !== undefined && digestOf(remote.bytes, parseDigest(digest).algorithm) === digest) {
+      const fromPeers = async (isPatient: boolean): Promise<{ bytes: Buffer, digest: Digest, mediaType: string, source: RequestResult } | undefined> => {
+        const remote = await this.#remote(req)?.manifest(req, { kind: 'digest', digest }, upstreamManifestAccept(accept), isPatient).catch(() => undefined)
+        if (remote === undefined || digestOf(remote.bytes, parseDigest(digest).algorithm) !== digest) return undefined
         await this.#keepManifest(digest, remote.bytes, remote.mediaType)
-        return { bytes: remote.bytes, digest, mediaType: remote.mediaType, source: 'peer' as const }
+        return { bytes: remote.bytes, digest, mediaType: remote.mediaType, source: 'peer' }
       }
+      const quick = await fromPeers(false)
+      if (quick !== undefined) return quick
       this.#requireUpstream(req, what)
       this.#o.metrics.upstreamRequests.inc({ registry: req.registry, kind: 'manifest' })
-      const m = await this.#o.upstream.getManifest(req.registry, req.repository, digest, upstreamManifestAccept(accept), this.#sharedSignal())
-        .catch((err: unknown) => { throw upstreamToOci(err, 'manifest', what) })
+      let m: ManifestBody
+      const shared = this.#sharedSignal()
+      try {
+        m = await this.#o.upstream.getManifest(req.registry, req.repository, digest, upstreamManifestAccept(accept), shared)
+      } catch (err) {
+        const patient = (err instanceof UpstreamError && err.isUnavailable) || shared.aborted ? await fromPeers(true) : undefined
+        if (patient !== undefined) return patient
+        throw upstreamToOci(err, 'manifest', what)
+      }
       if (digestOf(m.bytes, parseDigest(digest).algorithm) !== digest) {
         throw new OciError('UNAVAILABLE', `${what}: upstream returned content that does not match the digest; nothing was kept`)
       }
@@ -169,7 +180,7 @@ export class Mirror {
   }
 
   #sharedSignal (): AbortSignal {
-    return AbortSignal.timeout(this.#o.manifestTimeoutMs ?? 30_000)
+    return AbortSignal.timeout(this.#o.manifestTimeoutMs ?? 10_000)
   }
 
   #requireUpstream (req: MirrorRequest, what: string): void {
@@ -193,12 +204,13 @@ export class Mirror {
       return await this.#fallbackTag(req, tag, accept, usable, what,
         new OciError('NAME_UNKNOWN', `${what} is not held here and registry ${registry} is not configured for pull-through`))
     }
+    const shared = this.#sharedSignal()
     try {
       this.#o.metrics.upstreamRequests.inc({ registry, kind: 'manifest' })
       const acceptUp = upstreamManifestAccept(accept)
       if (usable !== undefined) {
         // Revalidate: a HEAD tells whether the tag still points where we think.
-        const head = await this.#o.upstream.headManifest(registry, repository, tag, acceptUp, this.#sharedSignal())
+        const head = await this.#o.upstream.headManifest(registry, repository, tag, acceptUp, shared)
         if (head.digest === usable.digest) {
           const local = await this.#localManifest(req, usable.digest)
           if (local !== undefined) {
@@ -207,7 +219,7 @@ export class Mirror {
           }
         }
       }
-      const m = await this.#o.upstream.getManifest(registry, repository, tag, acceptUp, this.#sharedSignal())
+      const m = await this.#o.upstream.getManifest(registry, repository, tag, acceptUp, shared)
       const digest = digestOf(m.bytes)
       await this.#keepManifest(digest, m.bytes, m.mediaType)
       await this.#o.tags.set(registry, repository, tag, {
@@ -216,7 +228,10 @@ export class Mirror {
       this.#o.announce?.([`${registry}/${repository}:${tag}`])
       return this.#result(digest, m.bytes, 'upstream', m.mediaType)
     } catch (err) {
-      if (err instanceof UpstreamError && err.isUnavailable) return await this.#fallbackTag(req, tag, accept, usable, what, upstreamToOci(err, 'manifest', what))
+      // Unreachable, failing or too slow: the upstream cannot be asked now.
+      if ((err instanceof UpstreamError && err.isUnavailable) || shared.aborted) {
+        return await this.#fallbackTag(req, tag, accept, usable, what, upstreamToOci(err, 'manifest', what))
+      }
       if (err instanceof UpstreamError && err.code === 'ERR_UPSTREAM_NOT_FOUND') {
         return await this.#fromNodeSources(req, tag, accept, what, upstreamToOci(err, 'manifest', what))
       }
@@ -248,7 +263,7 @@ export class Mirror {
     }
     const peers = this.#remote(req)
     if (peers !== undefined) {
-      const remote = await peers.manifest(req, { kind: 'tag', tag: tag as never }, upstreamManifestAccept(accept)).catch(() => undefined)
+      const remote = await peers.manifest(req, { kind: 'tag', tag: tag as never }, upstreamManifestAccept(accept), true).catch(() => undefined)
       if (remote !== undefined) {
         const digest = digestOf(remote.bytes)
         await this.#keepManifest(digest, remote.bytes, remote.mediaType).catch(() => {})

@@ -6,6 +6,7 @@ import type { MirrorRequest, RemoteContent } from '../mirror/mirror.js'
 import type { Digest, ManifestRef } from '../oci/index.js'
 import { MAX_MANIFEST_BYTES } from '../oci/index.js'
 import { PEER_HEADER, peerHeaderValue, type PeerMode } from './peer-auth.js'
+import { discardBody } from '../upstream/discard-body.js'
 import { rendezvousOwner } from './rendezvous.js'
 import type { PeerInfo, Router } from './router.js'
 
@@ -17,6 +18,8 @@ export interface PeerContentOptions {
   readonly logger: Logger
   /** Budget for finding providers of a key; past it the agent goes on without peers. */
   readonly findBudgetMs?: number
+  /** Budget of the second, patient lookup made once the upstream failed. */
+  readonly fallbackFindMs?: number
   /** Providers asked for at most. */
   readonly maxProviders?: number
   readonly connectTimeoutMs?: number
@@ -57,28 +60,63 @@ export class PeerContent implements RemoteContent {
 
   /** Providers of a key within the budget, same zone first. */
   async providers (key: string, signal: AbortSignal): Promise<PeerInfo[]> {
-    const found: PeerInfo[] = []
-    const budget = AbortSignal.any([signal, AbortSignal.timeout(this.#o.findBudgetMs ?? 10)])
-    try {
-      for await (const p of this.#o.router.findProviders(key, { signal: budget, limit: this.#o.maxProviders ?? 3 })) found.push(p)
-    } catch (err) {
-      this.#o.logger.debug({ key, err: (err as Error).message }, 'provider lookup failed')
-    }
-    const zone = this.#o.zone
-    return zone === undefined ? found : [...found.filter((p) => p.zone === zone), ...found.filter((p) => p.zone !== zone)]
+    return await this.#providersWithin(key, signal, this.#o.findBudgetMs ?? 10)
   }
 
-  /**
-   * Holders first; with none, the digest's owner (who pulls it through once for the cluster). The owner
-   * itself goes upstream first and to holders only after: two nodes never wait on each other's download.
-   */
+  async #providersWithin (key: string, signal: AbortSignal, budgetMs: number): Promise<PeerInfo[]> {
+    const found: PeerInfo[] = []
+    const limit = this.#o.maxProviders ?? 3
+    const budget = AbortSignal.any([signal, AbortSignal.timeout(budgetMs)])
+    // The budget is kept strictly: a lookup still walking the DHT is left to wind down on its own.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, budgetMs)
+      const walk = async (): Promise<void> => {
+        try {
+          for await (const p of this.#o.router.findProviders(key, { signal: budget, limit })) {
+            found.push(p)
+            if (found.length >= limit) break
+          }
+        } catch (err) {
+          this.#o.logger.debug({ key, err: (err as Error).message }, 'provider lookup failed')
+        } finally {
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+      void walk()
+    })
+    const zone = this.#o.zone
+    const ranked = [...found]
+    return zone === undefined ? ranked : [...ranked.filter((p) => p.zone === zone), ...ranked.filter((p) => p.zone !== zone)]
+  }
+
   async blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }> {
     const owner = this.#o.isOwnerRouting === false ? undefined : this.owner(digest)
     const isOwner = this.#o.isOwnerRouting !== false && owner === undefined
     const holders = (await this.providers(digest, req.signal)).map((p) => this.#blobAttempt(p, req, digest, 'local'))
-    if (isOwner) return { first: [], last: holders }
-    if (holders.length > 0 || owner === undefined) return { first: holders, last: [] }
-    return { first: [this.#blobAttempt(owner, req, digest, 'owner')], last: [] }
+    // After the upstream failed, look again with a patient budget (a node that just joined finds slowly).
+    const last = [this.#laterHolders(req, digest)]
+    if (isOwner) return { first: [], last: [...holders, ...last] }
+    if (holders.length > 0 || owner === undefined) return { first: holders, last }
+    return { first: [this.#blobAttempt(owner, req, digest, 'owner')], last }
+  }
+
+  #laterHolders (req: MirrorRequest, digest: Digest): BlobSourceAttempt {
+    return {
+      origin: 'peers',
+      open: async (offset, signal) => {
+        const found = await this.#providersWithin(digest, signal, this.#o.fallbackFindMs ?? 3000)
+        let lastError: Error = new PeerFetchError(`no peer holds ${digest}`)
+        for (const peer of found) {
+          try {
+            return await this.#blobAttempt(peer, req, digest, 'local').open(offset, signal)
+          } catch (err) {
+            lastError = err as Error
+          }
+        }
+        throw lastError
+      },
+    }
   }
 
   /** The live peer that pulls a digest through for the cluster, or undefined when it is this node. */
@@ -97,7 +135,7 @@ export class PeerContent implements RemoteContent {
           offset > 0 ? { range: `bytes=${offset}-` } : {})
         const expected = offset > 0 ? 206 : 200
         if (res.statusCode !== expected) {
-          res.body.destroy()
+          await discardBody(res.body)
           throw new PeerFetchError(`peer ${peer.httpAddress} answered ${res.statusCode} for ${digest}`,
             mode === 'owner' && res.statusCode === 404 ? 'ERR_PEER_NOT_FOUND' : 'ERR_PEER_UNAVAILABLE')
         }
@@ -106,14 +144,15 @@ export class PeerContent implements RemoteContent {
     }
   }
 
-  async manifest (req: MirrorRequest, ref: ManifestRef, accept: string): Promise<{ bytes: Buffer, mediaType: string } | undefined> {
+  async manifest (req: MirrorRequest, ref: ManifestRef, accept: string, isPatient: boolean): Promise<{ bytes: Buffer, mediaType: string } | undefined> {
     const key = ref.kind === 'digest' ? ref.digest : `${req.registry}/${req.repository}:${ref.tag}`
     const reference = ref.kind === 'digest' ? ref.digest : ref.tag
-    for (const peer of await this.providers(key, req.signal)) {
+    const budget = isPatient ? (this.#o.fallbackFindMs ?? 3000) : (this.#o.findBudgetMs ?? 10)
+    for (const peer of await this.#providersWithin(key, req.signal, budget)) {
       try {
         const res = await this.#get(peer, `/v2/${req.repository}/manifests/${reference}?ns=${encodeURIComponent(req.registry)}`, 'local', req.signal, { accept })
         if (res.statusCode !== 200) {
-          res.body.destroy()
+          await discardBody(res.body)
           continue
         }
         const bytes = Buffer.from(await res.body.arrayBuffer())

@@ -18,6 +18,8 @@ export interface RegistryHandlerOptions {
   /** Configured registry names: a first path component equal to one routes there (`/v2/ghcr.io/o/r/...`). */
   readonly registries: ReadonlySet<string>
   readonly isReady: () => boolean
+  /** Refreshes gauges that are read, not pushed (store size, peers), before /metrics answers. */
+  readonly beforeScrape?: () => Promise<void>
   /** Admits a request (peer credentials); `mode` says what a peer asked for. Absent: peer requests are refused. */
   readonly checkRequest?: (req: IncomingMessage) => { ok: boolean, mode?: PeerMode }
 }
@@ -52,6 +54,7 @@ export function createRegistryHandler (o: RegistryHandlerOptions): Handler {
       if (url.pathname === '/readyz') return sendText(res, o.isReady() ? 200 : 503, o.isReady() ? 'ready\n' : 'not ready\n', method)
       if (url.pathname === '/metrics') {
         o.metrics.storeBytes.set(await o.mirror.storeBytes())
+        await o.beforeScrape?.()
         return sendText(res, 200, await o.metrics.registry.metrics(), method, o.metrics.registry.contentType)
       }
       isApi = true

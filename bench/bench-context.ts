@@ -1,0 +1,105 @@
+import type { Dispatcher } from 'undici'
+import type { Distribution } from '../test/helpers/distribution.js'
+import { startFlotilla, type FlotillaAgent } from '../test/helpers/flotilla-agent.js'
+import type { BenchImage } from './blob-fixture.js'
+import { downloadBlob, type Download } from './blob-download.js'
+import type { RssSampler } from './rss-sampler.js'
+
+export interface BenchSettings {
+  /** Size of the big blob, bytes. */
+  readonly blobBytes: number
+  /** Timed sequential GETs per target in the warm test. */
+  readonly warmGets: number
+  readonly headConnections: number
+  readonly headDurationS: number
+  /** Cold pull-throughs per target and link setting (each on a fresh cache). */
+  readonly coldRuns: number
+  /** tc rate of the capped upstream link. */
+  readonly capRate: string
+  readonly concurrentClients: number
+}
+
+export const FULL_SETTINGS: BenchSettings = {
+  blobBytes: 200_000_000, warmGets: 5, headConnections: 16, headDurationS: 5, coldRuns: 3, capRate: '1gbit', concurrentClients: 50,
+}
+
+export const QUICK_SETTINGS: BenchSettings = {
+  blobBytes: 50_000_000, warmGets: 3, headConnections: 16, headDurationS: 2, coldRuns: 1, capRate: '1gbit', concurrentClients: 10,
+}
+
+/** The registry name flotilla gives its one upstream (requests without `ns` go there). */
+export const UPSTREAM_REGISTRY = 'upstream.bench.test'
+
+export type Log = (message: string) => void
+
+export interface BenchContext {
+  readonly settings: BenchSettings
+  readonly image: BenchImage
+  /** The plain Distribution the image was pushed to (127.0.0.1). */
+  readonly registry: Distribution
+  readonly dispatcher: Dispatcher
+  readonly sampler: RssSampler
+  readonly log: Log
+}
+
+export function blobUrl (base: string, image: BenchImage): string {
+  return `${base}/v2/${image.repo}/blobs/${image.layer.digest}`
+}
+
+export function manifestUrl (base: string, image: BenchImage, ref: 'tag' | 'digest'): string {
+  return `${base}/v2/${image.repo}/manifests/${ref === 'tag' ? image.tag : image.manifest.digest}`
+}
+
+/** flotilla in front of `upstreamUrl`, its RSS sampled while it runs. */
+export async function startBenchFlotilla (ctx: Pick<BenchContext, 'sampler'>, upstreamUrl: string): Promise<FlotillaAgent> {
+  const agent = await startFlotilla({
+    logLevel: 'warn',
+    configYaml: `registries:\n  ${UPSTREAM_REGISTRY}: { endpoint: "${upstreamUrl}" }\ndefaultRegistry: ${UPSTREAM_REGISTRY}\n`,
+  })
+  const pid = agent.process.pid
+  ctx.sampler.watch(pid)
+  return {
+    ...agent,
+    stop: async () => {
+      ctx.sampler.unwatch(pid)
+      await agent.stop()
+    },
+  }
+}
+
+/** Downloads the big blob from `base` and fails unless all of it came with a 200. */
+export async function fetchWholeBlob (ctx: Pick<BenchContext, 'image' | 'dispatcher'>, base: string, signal: AbortSignal, dispatcher = ctx.dispatcher): Promise<Download> {
+  const url = blobUrl(base, ctx.image)
+  const d = await downloadBlob(url, dispatcher, signal)
+  if (d.status !== 200 || d.bytes !== ctx.image.layer.size) {
+    throw new Error(`GET ${url}: status ${d.status}, ${d.bytes} of ${ctx.image.layer.size} bytes`)
+  }
+  return d
+}
+
+/** Async teardown steps run newest first, each bounded, failures logged and not thrown. */
+export class Cleanups {
+  readonly #steps: Array<{ what: string, fn: () => Promise<unknown> }> = []
+
+  constructor (private readonly log: Log, private readonly stepTimeoutMs = 30_000) {}
+
+  add (what: string, fn: () => Promise<unknown>): void {
+    this.#steps.push({ what, fn })
+  }
+
+  async run (): Promise<void> {
+    for (let step = this.#steps.pop(); step !== undefined; step = this.#steps.pop()) {
+      let timer: NodeJS.Timeout | undefined
+      const bound = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${this.stepTimeoutMs} ms`)), this.stepTimeoutMs)
+      })
+      try {
+        await Promise.race([step.fn(), bound])
+      } catch (err) {
+        this.log(`cleanup: ${step.what} failed: ${(err as Error).message}`)
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+  }
+}

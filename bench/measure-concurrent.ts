@@ -1,0 +1,72 @@
+import { performance } from 'node:perf_hooks'
+import { Agent } from 'undici'
+import { startCountingProxy, type CountingProxy } from '../test/helpers/counting-proxy.js'
+import { startDistributionProxy } from '../test/helpers/distribution.js'
+import { blobUrl, Cleanups, fetchWholeBlob, startBenchFlotilla, type BenchContext } from './bench-context.js'
+
+export const CONCURRENT_TARGETS = ['proxy', 'flotilla'] as const
+export type ConcurrentTarget = typeof CONCURRENT_TARGETS[number]
+
+export interface ConcurrentTargetResult {
+  readonly clients: number
+  /** Clients that got the whole blob with a 200. */
+  readonly clientsOk: number
+  /** Body bytes the upstream sent for the blob. */
+  readonly upstreamBytes: number
+  /** GETs of the blob the upstream saw. */
+  readonly upstreamGets: number
+  /** From the first request to the last client's last byte. */
+  readonly wallS: number
+  /** First failure, if any client failed. */
+  readonly firstError?: string
+}
+
+export type ConcurrentResult = Record<ConcurrentTarget, ConcurrentTargetResult>
+
+/**
+ * `concurrentClients` simultaneous cold GETs of the big blob through a fresh cache, the upstream behind a
+ * counting proxy: how many times did the blob cross the upstream link?
+ */
+export async function measureConcurrent (ctx: BenchContext, signal: AbortSignal): Promise<ConcurrentResult> {
+  const cleanups = new Cleanups(ctx.log)
+  try {
+    const counting = await startCountingProxy({ upstreamUrl: ctx.registry.url })
+    cleanups.add('counting proxy', counting.close)
+    const flotilla = await runTarget(ctx, 'flotilla', counting, signal)
+    const proxy = await runTarget(ctx, 'proxy', counting, signal)
+    return { flotilla, proxy }
+  } finally {
+    await cleanups.run()
+  }
+}
+
+async function runTarget (ctx: BenchContext, target: ConcurrentTarget, counting: CountingProxy, signal: AbortSignal): Promise<ConcurrentTargetResult> {
+  const { settings, image, log } = ctx
+  counting.reset()
+  const server = target === 'flotilla'
+    ? await startBenchFlotilla(ctx, counting.url)
+    : await startDistributionProxy({ remoteUrl: counting.url })
+  // A connection per client, as 50 nodes pulling would have.
+  const dispatcher = new Agent({ headersTimeout: 120_000, bodyTimeout: 120_000 })
+  try {
+    const started = performance.now()
+    const outcomes = await Promise.allSettled(Array.from({ length: settings.concurrentClients }, async () => await fetchWholeBlob(ctx, server.url, signal, dispatcher)))
+    const wallS = (performance.now() - started) / 1000
+    signal.throwIfAborted()
+    const path = new URL(blobUrl(server.url, image)).pathname
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+    const result: ConcurrentTargetResult = {
+      clients: outcomes.length,
+      clientsOk: outcomes.filter((o) => o.status === 'fulfilled').length,
+      upstreamBytes: counting.bytes(path),
+      upstreamGets: counting.count(path, 'GET'),
+      wallS,
+      ...(failed === undefined ? {} : { firstError: (failed.reason as Error).message }),
+    }
+    log(`concurrent: ${target}: ${result.clientsOk}/${result.clients} clients ok in ${wallS.toFixed(1)} s; upstream sent ${(result.upstreamBytes / image.layer.size).toFixed(2)}x the blob in ${result.upstreamGets} GETs`)
+    return result
+  } finally {
+    await dispatcher.close().catch(() => dispatcher.destroy())
+    await server.stop()
+  }
+}
