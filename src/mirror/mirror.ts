@@ -348,7 +348,8 @@ export class Mirror {
       },
     })
     this.#fetches.set(digest, fetch)
-    this.#o.announce?.([digest])
+    // Advertised once bytes flow (peers may stream it from us while it downloads), not for misses.
+    fetch.ready.then(() => this.#o.announce?.([digest]), () => {})
     metrics.inflight.inc()
     void fetch.done.then(() => {
       this.#fetches.delete(digest)

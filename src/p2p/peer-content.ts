@@ -60,7 +60,7 @@ export class PeerContent implements RemoteContent {
 
   /** Providers of a key within the budget, same zone first. */
   async providers (key: string, signal: AbortSignal): Promise<PeerInfo[]> {
-    return await this.#providersWithin(key, signal, this.#o.findBudgetMs ?? 10)
+    return await this.#providersWithin(key, signal, this.#o.findBudgetMs ?? 5)
   }
 
   async #providersWithin (key: string, signal: AbortSignal, budgetMs: number): Promise<PeerInfo[]> {
@@ -93,10 +93,10 @@ export class PeerContent implements RemoteContent {
   async blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }> {
     const owner = this.#o.isOwnerRouting === false ? undefined : this.owner(digest)
     const isOwner = this.#o.isOwnerRouting !== false && owner === undefined
-    const holders = (await this.providers(digest, req.signal)).map((p) => this.#blobAttempt(p, req, digest, 'local'))
-    // After the upstream failed, look again with a patient budget (a node that just joined finds slowly).
+    // After the upstream failed, look with a patient budget (a node that just joined finds slowly).
     const last = [this.#laterHolders(req, digest)]
-    if (isOwner) return { first: [], last: [...holders, ...last] }
+    if (isOwner) return { first: [], last }
+    const holders = (await this.providers(digest, req.signal)).map((p) => this.#blobAttempt(p, req, digest, 'local'))
     if (holders.length > 0 || owner === undefined) return { first: holders, last }
     return { first: [this.#blobAttempt(owner, req, digest, 'owner')], last }
   }
@@ -147,7 +147,7 @@ export class PeerContent implements RemoteContent {
   async manifest (req: MirrorRequest, ref: ManifestRef, accept: string, isPatient: boolean): Promise<{ bytes: Buffer, mediaType: string } | undefined> {
     const key = ref.kind === 'digest' ? ref.digest : `${req.registry}/${req.repository}:${ref.tag}`
     const reference = ref.kind === 'digest' ? ref.digest : ref.tag
-    const budget = isPatient ? (this.#o.fallbackFindMs ?? 3000) : (this.#o.findBudgetMs ?? 10)
+    const budget = isPatient ? (this.#o.fallbackFindMs ?? 3000) : (this.#o.findBudgetMs ?? 5)
     for (const peer of await this.#providersWithin(key, req.signal, budget)) {
       try {
         const res = await this.#get(peer, `/v2/${req.repository}/manifests/${reference}?ns=${encodeURIComponent(req.registry)}`, 'local', req.signal, { accept })
