@@ -18,6 +18,8 @@ export interface PeerContentOptions {
   readonly logger: Logger
   /** Budget for finding providers of a key; past it the agent goes on without peers. */
   readonly findBudgetMs?: number
+  /** A holder that has not answered within this is raced against the next one. */
+  readonly hedgeAfterMs?: number
   /** Budget of the second, patient lookup made once the upstream failed. */
   readonly fallbackFindMs?: number
   /** Providers asked for at most. */
@@ -96,7 +98,10 @@ export class PeerContent implements RemoteContent {
     // After the upstream failed, look with a patient budget (a node that just joined finds slowly).
     const last = [this.#laterHolders(req, digest)]
     if (isOwner) return { first: [], last }
-    const holders = (await this.providers(digest, req.signal)).map((p) => this.#blobAttempt(p, req, digest, 'local'))
+    const found = await this.providers(digest, req.signal)
+    const holders = found.map((p) => this.#blobAttempt(p, req, digest, 'local'))
+    // A slow first holder is hedged with the second; the rest stay in line for resuming.
+    if (holders.length >= 2) holders.splice(0, 2, hedge(holders[0] as BlobSourceAttempt, holders[1] as BlobSourceAttempt, this.#o.hedgeAfterMs ?? 250))
     if (holders.length > 0 || owner === undefined) return { first: holders, last }
     return { first: [this.#blobAttempt(owner, req, digest, 'owner')], last }
   }
@@ -179,6 +184,48 @@ export class PeerContent implements RemoteContent {
   async close (): Promise<void> {
     await this.#agent.close()
   }
+}
+
+/**
+ * Opens `a`; if it has not answered within `afterMs` (or failed), opens `b` too and takes whichever answers
+ * first. The loser is aborted, or its body discarded if it answered as well.
+ */
+export function hedge (a: BlobSourceAttempt, b: BlobSourceAttempt, afterMs: number): BlobSourceAttempt {
+  type Opened = Awaited<ReturnType<BlobSourceAttempt['open']>>
+  return {
+    origin: `${a.origin}|${b.origin}`,
+    open: async (offset, signal) => {
+      const controllers = [new AbortController(), new AbortController()] as const
+      const opened: Array<Promise<Opened>> = []
+      const start = (i: 0 | 1): Promise<{ i: 0 | 1, r: Opened }> => {
+        const p = (i === 0 ? a : b).open(offset, AbortSignal.any([signal, controllers[i].signal]))
+        opened[i] = p
+        return p.then((r) => ({ i, r }))
+      }
+      const dropLoser = (i: 0 | 1): void => {
+        const p = opened[i]
+        if (p === undefined) return
+        let isSettled = false
+        p.then((r) => {
+          isSettled = true
+          r.body.on('error', () => {})
+          r.body.destroy()
+        }, () => { isSettled = true })
+        queueMicrotask(() => { if (!isSettled) controllers[i].abort(new Error('hedged request lost')) })
+      }
+      const first = start(0)
+      const early = await Promise.race([first.catch(() => 'failed' as const), sleep(afterMs).then(() => 'late' as const)])
+      if (typeof early === 'object') return early.r
+      const racers = early === 'late' ? [first, start(1)] : [start(1)]
+      const winner = await Promise.any(racers)
+      dropLoser(winner.i === 0 ? 1 : 0)
+      return winner.r
+    },
+  }
+}
+
+async function sleep (ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms).unref())
 }
 
 function totalSize (res: Dispatcher.ResponseData): { totalSize?: number } {
