@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
-import { PassThrough, Readable } from 'node:stream'
+import type { Readable } from 'node:stream';
+import { PassThrough } from 'node:stream'
 import { describe, test } from 'node:test'
 import type { BlobSourceAttempt } from '../../../src/mirror/blob-fetch.js'
 import { checkPeerRequest, peerHeaderValue, peerToken } from '../../../src/p2p/peer-auth.js'
