@@ -11,6 +11,7 @@ import type { ManifestBody, Upstream } from '../upstream/upstream.js'
 import { UpstreamError } from '../upstream/upstream-error.js'
 import { BlobFetch, type BlobSourceAttempt } from './blob-fetch.js'
 import type { ContentSource } from './content-source.js'
+import { ManifestCache } from './manifest-cache.js'
 import { upstreamToOci } from './mirror-errors.js'
 import { SingleFlight } from './single-flight.js'
 
@@ -69,6 +70,15 @@ export interface MirrorOptions {
   readonly announce?: (keys: readonly string[]) => void
 }
 
+/** The media type a stored manifest declares (or implies); stored manifests were validated when kept. */
+function mediaTypeOf (bytes: Buffer): string {
+  try {
+    return parseManifest(bytes).mediaType
+  } catch {
+    return 'application/vnd.oci.image.manifest.v1+json'
+  }
+}
+
 function digestOf (bytes: Buffer, algorithm = 'sha256'): Digest {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}` as Digest
 }
@@ -83,10 +93,12 @@ export class Mirror {
   readonly #fetches = new Map<Digest, BlobFetch>()
   readonly #manifestFlight = new SingleFlight<{ bytes: Buffer, digest: Digest, mediaType: string, source: RequestResult }>()
   readonly #tagFlight = new SingleFlight<ManifestResult>()
+  readonly #manifests = new ManifestCache()
 
   constructor (options: MirrorOptions) {
     this.#o = options
     this.#now = options.now ?? Date.now
+    options.store.watch((e) => { if (e.type === 'removed') this.#manifests.delete(e.digest) })
   }
 
   /** Downloads in progress (for status and shutdown). */
@@ -102,9 +114,15 @@ export class Mirror {
     return await this.#tagFlight.do(key, async () => await this.#manifestByTag(req, ref.tag, accept))
   }
 
-  async #localManifest (req: MirrorRequest, digest: Digest): Promise<{ bytes: Buffer, source: RequestResult } | undefined> {
+  async #localManifest (req: MirrorRequest, digest: Digest): Promise<{ bytes: Buffer, source: RequestResult, mediaType?: string } | undefined> {
+    const cached = this.#manifests.get(digest)
+    if (cached !== undefined) return { ...cached, source: 'hit' }
     const own = await this.#o.store.read(digest)
-    if (own !== undefined) return { bytes: own, source: 'hit' }
+    if (own !== undefined) {
+      const mediaType = mediaTypeOf(own)
+      this.#manifests.set(digest, { bytes: own, mediaType })
+      return { bytes: own, source: 'hit', mediaType }
+    }
     for (const src of this.#o.localSources ?? []) {
       const stream = await src.open(digest, undefined, req.signal).catch(() => undefined)
       if (stream === undefined) continue
@@ -117,20 +135,13 @@ export class Mirror {
   }
 
   #result (digest: Digest, bytes: Buffer, source: RequestResult, mediaTypeHint?: string, staleSeconds?: number): ManifestResult {
-    let mediaType = mediaTypeHint
-    if (mediaType === undefined) {
-      try {
-        mediaType = parseManifest(bytes).mediaType
-      } catch {
-        mediaType = 'application/vnd.oci.image.manifest.v1+json'
-      }
-    }
+    const mediaType = mediaTypeHint ?? mediaTypeOf(bytes)
     return { digest, mediaType, size: bytes.byteLength, body: bytes, source, ...(staleSeconds === undefined ? {} : { staleSeconds }) }
   }
 
   async #manifestByDigest (req: MirrorRequest, digest: Digest, accept: string | undefined): Promise<ManifestResult> {
     const local = await this.#localManifest(req, digest)
-    if (local !== undefined) return this.#result(digest, local.bytes, local.source)
+    if (local !== undefined) return this.#result(digest, local.bytes, local.source, local.mediaType)
     const what = `manifest ${req.registry}/${req.repository}@${digest}`
     if (req.localOnly === true) throw new OciError('MANIFEST_UNKNOWN', `${what} is not held here`)
     const fetched = await this.#manifestFlight.do(digest, async () => {
