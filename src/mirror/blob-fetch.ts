@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream'
+import { RecentChunks } from './recent-chunks.js'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/index.js'
 import type { BlobStore, BlobWriter, ByteRange } from '../store/blob-store.js'
@@ -22,6 +23,9 @@ export interface BlobFetchOptions {
 }
 
 const READ_CHUNK = 1 << 20
+/** Recent bytes kept in memory for readers that keep up, and how far the disk may trail the network. */
+const RECENT_BYTES = 8 << 20
+const MAX_PENDING = 4 << 20
 
 export class BlobFetchError extends Error {
   override readonly name = 'BlobFetchError'
@@ -37,6 +41,12 @@ export class BlobFetch {
   readonly digest: Digest
   #size: number | undefined
   #written = 0
+  /** Bytes taken from sources, in order; ahead of #written by what is still pending. */
+  #received = 0
+  #pending: Buffer[] = []
+  #pendingBytes = 0
+  #flushing: Promise<void> | undefined
+  readonly #recent = new RecentChunks(RECENT_BYTES)
   #state: 'running' | 'done' | 'failed' = 'running'
   #error: Error | undefined
   #writer: BlobWriter | undefined
@@ -61,7 +71,7 @@ export class BlobFetch {
   }
 
   get size (): number | undefined { return this.#size }
-  get written (): number { return this.#written }
+  get written (): number { return this.#received }
   get state (): 'running' | 'done' | 'failed' { return this.#state }
   get error (): Error | undefined { return this.#error }
 
@@ -80,31 +90,32 @@ export class BlobFetch {
       for (const source of sources) {
         if (signal.aborted) break
         try {
-          const { body, totalSize } = await source.open(this.#written, signal)
+          const { body, totalSize } = await source.open(this.#received, signal)
           if (this.#size === undefined && totalSize !== undefined) this.#size = totalSize
           this.#resolveReady()
           this.#notify()
           for await (const chunk of body as AsyncIterable<Buffer>) {
-            await this.#writer.write(chunk)
-            this.#written += chunk.byteLength
+            this.#accept(chunk)
             this.#options.onBytes?.(source.origin, chunk.byteLength)
-            this.#notify()
+            // The disk trails the network by at most MAX_PENDING; past that, reading the source waits.
+            if (this.#pendingBytes >= MAX_PENDING) await this.#flush()
           }
-          if (this.#size === undefined || this.#written >= this.#size) {
+          if (this.#size === undefined || this.#received >= this.#size) {
             lastError = undefined
             break
           }
-          lastError = new BlobFetchError(`${source.origin} ended ${digest} at byte ${this.#written} of ${this.#size}`)
+          lastError = new BlobFetchError(`${source.origin} ended ${digest} at byte ${this.#received} of ${this.#size}`)
         } catch (err) {
           lastError = err as Error
           // Wrong bytes, or a definitive "not found": no other source is asked.
           const code = (err as { code?: string }).code
           if (code === 'ERR_DIGEST_MISMATCH' || code === 'ERR_UPSTREAM_NOT_FOUND' || code === 'ERR_PEER_NOT_FOUND') break
         }
-        logger.warn({ digest, origin: source.origin, offset: this.#written, err: lastError?.message }, 'blob source failed; trying the next one')
+        logger.warn({ digest, origin: source.origin, offset: this.#received, err: lastError?.message }, 'blob source failed; trying the next one')
       }
       if (lastError !== undefined) throw lastError
       if (signal.aborted) throw signal.reason as Error
+      await this.#flush()
       await this.#writer.commit()
       this.#size = this.#written
       this.#state = 'done'
@@ -112,13 +123,45 @@ export class BlobFetch {
     } catch (err) {
       this.#error = err as Error
       this.#state = 'failed'
+      await this.#flushing?.catch(() => {})
       await this.#writer?.abort()
       this.#rejectReady(err as Error)
       logger.warn({ digest, err: (err as Error).message }, 'blob fetch failed; nothing kept')
     } finally {
       clearTimeout(timer)
+      this.#recent.clear()
       this.#notify()
     }
+  }
+
+  /** Takes a chunk from the source: readers may have it at once; the disk write follows in the background. */
+  #accept (chunk: Buffer): void {
+    this.#recent.push(chunk)
+    this.#received += chunk.byteLength
+    this.#pending.push(chunk)
+    this.#pendingBytes += chunk.byteLength
+    this.#flushing ??= this.#drain().finally(() => { this.#flushing = undefined })
+    this.#flushing.catch(() => {})
+    this.#notify()
+  }
+
+  /** Writes pending chunks in batches until none are left; the first write error fails the fetch. */
+  async #drain (): Promise<void> {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending
+      const n = this.#pendingBytes
+      this.#pending = []
+      this.#pendingBytes = 0
+      await (this.#writer as BlobWriter).write(batch.length === 1 ? batch[0] as Buffer : Buffer.concat(batch, n))
+      this.#written += n
+      this.#recent.trim(this.#written)
+      this.#notify()
+    }
+  }
+
+  /** Waits until everything received is written (rethrowing a write error). */
+  async #flush (): Promise<void> {
+    while (this.#flushing !== undefined) await this.#flushing
   }
 
   #notify (): void {
@@ -151,13 +194,27 @@ export class BlobFetch {
         yield * rest as AsyncIterable<Buffer>
         return
       }
-      let available = Math.min(this.#written, endExclusive)
+      let available = Math.min(this.#received, endExclusive)
       // Hold back our last byte until the digest verified.
       if (available >= endExclusive) available = endExclusive - 1
-      if (pos < available && this.#writer !== undefined) {
+      if (pos < available) {
+        // Network chunks are small: gather up to READ_CHUNK so the client socket sees few, large writes.
+        const limit = Math.min(available, pos + READ_CHUNK)
+        const parts: Buffer[] = []
+        let n = 0
+        for (let part = this.#recent.slice(pos, limit); part !== undefined; part = this.#recent.slice(pos + n, limit)) {
+          parts.push(part)
+          n += part.byteLength
+        }
+        if (n > 0) {
+          pos += n
+          yield parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts, n)
+          continue
+        }
+        // Fallen behind the in-memory window: those bytes are on disk.
         let chunk: Buffer | undefined
         try {
-          chunk = await this.#writer.readBack(pos, Math.min(available - pos, READ_CHUNK))
+          chunk = await this.#writer?.readBack(pos, Math.min(available, this.#written) - pos > 0 ? Math.min(available, this.#written, pos + READ_CHUNK) - pos : 0)
         } catch {
           // The writer closed under us (commit or failure): the state tells what to do next.
           chunk = undefined
@@ -167,8 +224,6 @@ export class BlobFetch {
           yield chunk
           continue
         }
-        if (this.#state === 'running' && version === this.#version) await this.#changed(version)
-        continue
       }
       await this.#changed(version)
     }
