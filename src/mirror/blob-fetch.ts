@@ -86,11 +86,17 @@ export class BlobFetch {
     const signal = this.#controller.signal
     let lastError: Error | undefined
     try {
-      this.#writer = await store.begin(digest, this.#options.expectedSize)
       for (const source of sources) {
         if (signal.aborted) break
         try {
           const { body, totalSize } = await source.open(this.#received, signal)
+          // The temporary file is made only once a source answered: a miss costs no disk work.
+          try {
+            this.#writer ??= await store.begin(digest, this.#options.expectedSize)
+          } catch (err) {
+            body.on('error', () => {}).destroy()
+            throw err
+          }
           if (this.#size === undefined && totalSize !== undefined) this.#size = totalSize
           this.#resolveReady()
           this.#notify()
@@ -116,6 +122,7 @@ export class BlobFetch {
       if (lastError !== undefined) throw lastError
       if (signal.aborted) throw signal.reason as Error
       await this.#flush()
+      if (this.#writer === undefined) throw new BlobFetchError(`no source for ${digest}`)
       await this.#writer.commit()
       this.#size = this.#written
       this.#state = 'done'
