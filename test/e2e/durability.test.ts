@@ -2,7 +2,9 @@
 // data dir is refused, SIGTERM lets a response in flight finish and keeps nothing partial.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
+import { request as httpsRequest } from 'node:https'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -130,6 +132,30 @@ void describe('durability and lifecycle', () => {
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
       assert.match(r.stderr, /^flotilla: /)
       assert.match(r.stderr, message)
+    }
+  })
+
+  test('with a certificate and key the registry API is served over HTTPS (central mirror)', async () => {
+    const cert = join(work.path, 'tls.crt')
+    const key = join(work.path, 'tls.key')
+    const made = await runCommand('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { timeoutMs: 30_000 })
+    assert.equal(made.code, 0, made.stderr)
+    const agent = await startFlotilla({ dataDir: join(work.path, 'tls'), args: ['--tls-cert', cert, '--tls-key', key], readyTimeoutMs: 30_000, tls: true })
+    try {
+      const body = await new Promise<{ status: number, text: string }>((resolve, reject) => {
+        const req = httpsRequest(`https://${agent.host}/v2/`, { ca: readFileSync(cert), timeout: 10_000 }, (res) => {
+          let text = ''
+          res.on('data', (c: Buffer) => { text += c.toString() })
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      assert.equal(body.status, 200)
+      assert.equal(body.text, '{}')
+    } finally {
+      await agent.stop()
     }
   })
 

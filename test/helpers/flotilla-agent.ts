@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startProcess, type ProcessHandle } from './child-process.js'
@@ -22,6 +23,8 @@ export interface FlotillaAgentOptions {
   /** Run inside a network namespace (`ip netns exec NAME`). */
   netns?: string
   readyTimeoutMs?: number
+  /** The agent serves HTTPS (with --tls-cert/--tls-key in args): readiness is checked over TLS without verification. */
+  tls?: boolean
 }
 
 export interface FlotillaAgent {
@@ -37,6 +40,15 @@ export interface FlotillaAgent {
   metric (name: string, labels?: Record<string, string>): Promise<number>
   stop (): Promise<void>
   kill9 (): Promise<void>
+}
+
+async function isListening (host: string, port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const socket = connect({ host, port })
+    socket.setTimeout(1000, () => { socket.destroy(); resolve(false) })
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
 }
 
 /** The command line that runs the flotilla CLI from source. */
@@ -75,20 +87,22 @@ export async function startFlotilla (options: FlotillaAgentOptions = {}): Promis
     argv = ['netns', 'exec', options.netns, cmd, ...argv]
     cmd = 'ip'
   }
-  const url = `http://${host}:${port}`
+  const url = `${options.tls === true ? 'https' : 'http'}://${host}:${port}`
   const proc = await startProcess(cmd, argv, {
     name: `flotilla:${port}`,
     env: { ...process.env, FLOTILLA_CONFIG: '', ...options.env },
     readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
-    readyCheck: async () => {
-      try {
-        const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })
-        await res.arrayBuffer()
-        return res.status === 200
-      } catch {
-        return false
-      }
-    },
+    readyCheck: options.tls === true
+      ? async () => await isListening(host, port)
+      : async () => {
+        try {
+          const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })
+          await res.arrayBuffer()
+          return res.status === 200
+        } catch {
+          return false
+        }
+      },
   })
   const metricsText = async (): Promise<string> => {
     const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })
