@@ -187,26 +187,25 @@ export function sendError (res: ServerResponse, err: unknown, isHead: boolean, l
     res.destroy(err as Error)
     return
   }
-  let oci: OciError
+  let status: number
+  let doc: unknown
+  const headers: Record<string, string> = { ...API_HEADERS, 'content-type': 'application/json' }
   if (err instanceof OciError) {
-    oci = err
-    if (oci.status >= 500) logger.warn({ code: oci.code, err: oci.message }, 'request failed')
+    if (err.status >= 500) logger.warn({ code: err.code, err: err.message }, 'request failed')
+    status = err.status
+    doc = err.toJSON()
+    const size = (err.detail as { size?: number } | undefined)?.size
+    if (err.code === 'RANGE_INVALID' && size !== undefined) headers['content-range'] = `bytes */${size}`
+    if (err.code === 'UNSUPPORTED') headers.allow = 'GET, HEAD'
   } else {
+    // Unknown errors: a request id to find the log line, never a stack trace.
     const id = randomUUID()
     logger.error({ err, requestId: id }, 'unexpected error')
-    oci = new OciError('UNAVAILABLE', `internal error (request id ${id})`)
-    const body = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: oci.message }] })
-    res.writeHead(500, { ...API_HEADERS, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) })
-    res.end(isHead ? undefined : body)
-    return
+    status = 500
+    doc = { errors: [{ code: 'UNKNOWN', message: `internal error (request id ${id})` }] }
   }
-  const body = JSON.stringify(oci.toJSON())
-  const headers: Record<string, string> = { ...API_HEADERS, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
-  if (oci.code === 'RANGE_INVALID') {
-    const size = (oci.detail as { size?: number } | undefined)?.size
-    if (size !== undefined) headers['content-range'] = `bytes */${size}`
-  }
-  if (oci.code === 'UNSUPPORTED') headers.allow = 'GET, HEAD'
-  res.writeHead(oci.status, headers)
+  const body = JSON.stringify(doc)
+  headers['content-length'] = String(Buffer.byteLength(body))
+  res.writeHead(status, headers)
   res.end(isHead ? undefined : body)
 }
