@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import type { Distribution } from '../test/helpers/distribution.js'
 import { startFlotilla, type FlotillaAgent } from '../test/helpers/flotilla-agent.js'
 import type { BenchImage } from './blob-fixture.js'
-import { downloadBlob, type Download } from './blob-download.js'
+import type { Download, Downloader } from './blob-download.js'
 import type { RssSampler } from './rss-sampler.js'
 
 export interface BenchSettings {
@@ -37,7 +37,10 @@ export interface BenchContext {
   readonly image: BenchImage
   /** The plain Distribution the image was pushed to (127.0.0.1). */
   readonly registry: Distribution
+  /** For pushes and manifest requests. */
   readonly dispatcher: Dispatcher
+  /** Client of the sequential blob GETs (curl when there is one). */
+  readonly download: Downloader
   readonly sampler: RssSampler
   readonly log: Log
 }
@@ -68,9 +71,9 @@ export async function startBenchFlotilla (ctx: Pick<BenchContext, 'sampler'>, up
 }
 
 /** Downloads the big blob from `base` and fails unless all of it came with a 200. */
-export async function fetchWholeBlob (ctx: Pick<BenchContext, 'image' | 'dispatcher'>, base: string, signal: AbortSignal, dispatcher = ctx.dispatcher): Promise<Download> {
+export async function fetchWholeBlob (ctx: Pick<BenchContext, 'image' | 'download'>, base: string, signal: AbortSignal, download = ctx.download): Promise<Download> {
   const url = blobUrl(base, ctx.image)
-  const d = await downloadBlob(url, dispatcher, signal)
+  const d = await download(url, signal)
   if (d.status !== 200 || d.bytes !== ctx.image.layer.size) {
     throw new Error(`GET ${url}: status ${d.status}, ${d.bytes} of ${ctx.image.layer.size} bytes`)
   }

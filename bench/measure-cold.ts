@@ -1,6 +1,8 @@
+import { request } from 'undici'
 import { startDistributionProxy } from '../test/helpers/distribution.js'
 import { median } from './blob-download.js'
-import { Cleanups, fetchWholeBlob, startBenchFlotilla, type BenchContext } from './bench-context.js'
+import { MANIFEST_ACCEPT } from './blob-fixture.js'
+import { Cleanups, fetchWholeBlob, manifestUrl, startBenchFlotilla, type BenchContext } from './bench-context.js'
 import { createNetnsLink, removeStaleLinks, type NetnsLink } from './netns-link.js'
 import { startNetnsDistribution } from './netns-distribution.js'
 import { pushBenchImage } from './registry-push.js'
@@ -26,7 +28,8 @@ export interface ColdResult {
  * Cold pull-through over a real link: the upstream Distribution runs in a network namespace of its own,
  * reached over a veth pair that tc caps at `capRate` (then uncapped). "direct" is a GET straight from
  * that upstream; "flotilla" and "proxy" are GETs through a fresh flotilla / Distribution proxy (empty
- * cache, started anew for every run) whose upstream is that Distribution.
+ * cache, started anew for every run) whose upstream is that Distribution. As in a real pull, the manifest
+ * and the config go through the fresh cache first (untimed), then the timed GET of the big layer.
  */
 export async function measureCold (ctx: BenchContext, signal: AbortSignal): Promise<ColdResult> {
   const { log, image, dispatcher, settings } = ctx
@@ -60,6 +63,7 @@ async function coldRuns (ctx: BenchContext, link: NetnsLink, upstreamUrl: string
 
     const flotilla = await startBenchFlotilla(ctx, upstreamUrl)
     try {
+      await pullManifestAndConfig(ctx, flotilla.url, signal)
       runs.flotilla.push((await fetchWholeBlob(ctx, flotilla.url, signal)).ms / 1000)
     } finally {
       await flotilla.stop()
@@ -67,6 +71,7 @@ async function coldRuns (ctx: BenchContext, link: NetnsLink, upstreamUrl: string
 
     const proxy = await startDistributionProxy({ remoteUrl: upstreamUrl })
     try {
+      await pullManifestAndConfig(ctx, proxy.url, signal)
       runs.proxy.push((await fetchWholeBlob(ctx, proxy.url, signal)).ms / 1000)
     } finally {
       await proxy.stop()
@@ -75,4 +80,15 @@ async function coldRuns (ctx: BenchContext, link: NetnsLink, upstreamUrl: string
   }
   const times = (s: ColdSource): ColdTimes => ({ runs: runs[s], median: median(runs[s]) })
   return { direct: times('direct'), proxy: times('proxy'), flotilla: times('flotilla') }
+}
+
+/** What a client fetches before the layers: the manifest by tag, then the config blob. */
+async function pullManifestAndConfig (ctx: BenchContext, base: string, signal: AbortSignal): Promise<void> {
+  const { image, dispatcher } = ctx
+  const urls = [manifestUrl(base, image, 'tag'), `${base}/v2/${image.repo}/blobs/${image.config.digest}`]
+  for (const url of urls) {
+    const res = await request(url, { dispatcher, signal, headers: { accept: MANIFEST_ACCEPT } })
+    await res.body.dump()
+    if (res.statusCode !== 200) throw new Error(`GET ${url}: status ${res.statusCode}`)
+  }
 }

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { Agent } from 'undici'
 import { startCountingProxy, type CountingProxy } from '../test/helpers/counting-proxy.js'
 import { startDistributionProxy } from '../test/helpers/distribution.js'
+import { undiciDownloader } from './blob-download.js'
 import { blobUrl, Cleanups, fetchWholeBlob, startBenchFlotilla, type BenchContext } from './bench-context.js'
 
 export const CONCURRENT_TARGETS = ['proxy', 'flotilla'] as const
@@ -46,11 +47,12 @@ async function runTarget (ctx: BenchContext, target: ConcurrentTarget, counting:
   const server = target === 'flotilla'
     ? await startBenchFlotilla(ctx, counting.url)
     : await startDistributionProxy({ remoteUrl: counting.url })
-  // A connection per client, as 50 nodes pulling would have.
+  // In process (50 curl processes would cost more than the server under test); a connection per client.
   const dispatcher = new Agent({ headersTimeout: 120_000, bodyTimeout: 120_000 })
+  const download = undiciDownloader(dispatcher)
   try {
     const started = performance.now()
-    const outcomes = await Promise.allSettled(Array.from({ length: settings.concurrentClients }, async () => await fetchWholeBlob(ctx, server.url, signal, dispatcher)))
+    const outcomes = await Promise.allSettled(Array.from({ length: settings.concurrentClients }, async () => await fetchWholeBlob(ctx, server.url, signal, download)))
     const wallS = (performance.now() - started) / 1000
     signal.throwIfAborted()
     const path = new URL(blobUrl(server.url, image)).pathname

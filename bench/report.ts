@@ -30,6 +30,11 @@ export interface RunInfo {
   readonly node: string
   readonly distribution: string
   readonly durationS: number
+  /** Client of the sequential blob GETs. */
+  readonly client: string
+  /** 1-minute load average when the run started and when it ended. */
+  readonly loadStart: number
+  readonly loadEnd: number
 }
 
 const RSS_LIMIT_MIB = 120
@@ -165,7 +170,9 @@ export function renderReport (r: BenchResults, info: RunInfo): string {
     `- Machine: ${info.nproc} CPUs (${info.cpuModel}), ${info.memoryGiB.toFixed(0)} GiB RAM, Linux ${info.kernel}`,
     `- Node ${info.node}; ${info.distribution}`,
     `- Command: \`${info.command}\``,
-    `- Blob: ${s.blobBytes} bytes of seeded random data; run took ${info.durationS.toFixed(0)} s`,
+    `- Blob: ${s.blobBytes} bytes of seeded random data; sequential GETs with ${info.client}; run took ${info.durationS.toFixed(0)} s`,
+    `- Load average (1 min): ${info.loadStart.toFixed(2)} at start, ${info.loadEnd.toFixed(2)} at end` +
+      (info.loadStart > 0.5 ? ' — **the machine was busy when the run started: figures are less reliable**' : ''),
     '',
     renderTable(r, s),
     '',

@@ -1,7 +1,7 @@
 // flotilla's benchmark suite: `npm run bench` (full, < 5 min on 2 cores), `npm run bench -- --quick`,
 // `npm run bench -- --only head`. See BENCHMARKS.md for what each figure means.
 import { mkdir, writeFile } from 'node:fs/promises'
-import { availableParallelism, cpus, release, totalmem } from 'node:os'
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -12,6 +12,7 @@ import { startDistribution, startDistributionProxy, type Distribution } from '..
 import type { FlotillaAgent } from '../test/helpers/flotilla-agent.js'
 import { runCommand } from '../test/helpers/run-command.js'
 import { makeTempDir } from '../test/helpers/temp-dir.js'
+import { curlDownloader, hasCurl, undiciDownloader } from './blob-download.js'
 import { buildBenchImage, writeSeededBlob } from './blob-fixture.js'
 import { Cleanups, FULL_SETTINGS, QUICK_SETTINGS, startBenchFlotilla, type BenchContext, type Log } from './bench-context.js'
 import { measureCold } from './measure-cold.js'
@@ -36,9 +37,14 @@ const TAG = 'v1'
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results')
 
 const USAGE = `usage: npm run bench [-- [--quick] [--only NAME]...]
-  --quick      smaller blob (50 MB), fewer runs, 2 s load runs, 10 concurrent clients
+  --quick      ${QUICK_SETTINGS.blobBytes / 1e6} MB blob instead of ${FULL_SETTINGS.blobBytes / 1e6} MB, fewer runs, ${QUICK_SETTINGS.headDurationS} s load runs, ${QUICK_SETTINGS.concurrentClients} concurrent clients
   --only NAME  run only these measurements (repeatable or comma-separated): ${PHASES.join(', ')}
                (flotilla's idle RSS is measured in every run)`
+
+class UsageError extends Error {
+  readonly code = 'ERR_USAGE'
+  override readonly name = 'UsageError'
+}
 
 interface Cli {
   readonly isQuick: boolean
@@ -46,17 +52,22 @@ interface Cli {
 }
 
 function parseCli (argv: string[]): Cli {
-  const { values } = parseArgs({
-    args: argv,
-    options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', default: false } },
-    strict: true,
-  })
+  let values: { quick: boolean, only?: string[], help: boolean }
+  try {
+    values = parseArgs({
+      args: argv,
+      options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', default: false } },
+      strict: true,
+    }).values
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${USAGE}`)
+  }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`)
     process.exit(0)
   }
   const names = (values.only ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '')
-  for (const n of names) if (!(PHASES as readonly string[]).includes(n)) throw new TypeError(`unknown --only ${JSON.stringify(n)}\n${USAGE}`)
+  for (const n of names) if (!(PHASES as readonly string[]).includes(n)) throw new UsageError(`unknown --only ${JSON.stringify(n)}\n${USAGE}`)
   return { isQuick: values.quick, only: new Set(names.length === 0 ? PHASES : names as Phase[]) }
 }
 
@@ -90,12 +101,14 @@ async function main (): Promise<number> {
   const cli = parseCli(argv)
   const settings = cli.isQuick ? QUICK_SETTINGS : FULL_SETTINGS
   const started = performance.now()
+  const loadStart = loadavg()[0] ?? 0
   const log: Log = (m) => { process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${m}\n`) }
   const deadline = setTimeout(() => {
     log(`run deadline of ${RUN_DEADLINE_MS / 60_000} min reached: exiting`)
     process.exit(2)
   }, RUN_DEADLINE_MS)
   deadline.unref()
+  if (loadStart > 0.5) log(`warning: load average is ${loadStart.toFixed(2)} before starting: something else is using the CPUs`)
 
   const cleanups = new Cleanups(log)
   const sampler = new RssSampler(100)
@@ -105,6 +118,7 @@ async function main (): Promise<number> {
     warm: undefined, head: undefined, cold: undefined, concurrent: undefined, rssIdle: undefined, rssPeak: undefined, rssPeakByPhase: sampler.peakByPhase,
   }
 
+  let client = 'none'
   try {
     let ctx: BenchContext | undefined
     let flotilla: FlotillaAgent | undefined
@@ -119,7 +133,10 @@ async function main (): Promise<number> {
       cleanups.add('Distribution (registry)', registry.stop)
       await pushBenchImage(registry.url, image, { dispatcher, signal })
       log(`setup: pushed ${REPO}:${TAG} (manifest ${image.manifest.digest}) to Distribution at ${registry.url}`)
-      ctx = { settings, image, registry, dispatcher, sampler, log }
+      const isCurl = await hasCurl()
+      if (!isCurl) log('setup: curl not found; sequential GETs use the in-process client (expect lower MB/s)')
+      ctx = { settings, image, registry, dispatcher, sampler, log, download: isCurl ? curlDownloader() : undiciDownloader(dispatcher) }
+      client = isCurl ? 'curl (to /dev/null)' : 'undici (in process)'
       flotilla = await startBenchFlotilla(ctx, registry.url)
       cleanups.add('flotilla', flotilla.stop)
       if (cli.only.has('warm') || cli.only.has('head')) {
@@ -175,6 +192,9 @@ async function main (): Promise<number> {
     node: process.version,
     distribution: await distributionVersion(),
     durationS,
+    client,
+    loadStart,
+    loadEnd: loadavg()[0] ?? 0,
   })
   process.stdout.write(`\n${renderTable(results, settings)}\n\n${renderDetails(results, settings)}\n`)
   await mkdir(RESULTS_DIR, { recursive: true })
@@ -186,6 +206,7 @@ async function main (): Promise<number> {
 }
 
 main().then((code) => { process.exitCode = code }, (err: unknown) => {
-  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`)
-  process.exitCode = 1
+  const isUsage = err instanceof UsageError
+  process.stderr.write(`bench: ${isUsage ? err.message : (err as Error).stack ?? String(err)}\n`)
+  process.exitCode = isUsage ? 2 : 1
 })

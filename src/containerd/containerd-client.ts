@@ -68,6 +68,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 2000,
+  // The default 64 KiB window caps content reads at ~250 MB/s; blobs stream far faster with a larger one.
+  'grpc-node.flow_control_window': 16 * 1024 * 1024,
 }
 
 interface RawDescriptor { media_type?: string, digest?: string, size?: number }

@@ -153,6 +153,9 @@ async function serveRoute (route: ApiRoute, mreq: MirrorRequest, url: URL, req: 
       body.on('data', (c: Buffer) => { sent += c.byteLength })
       try {
         await pipeline(body, res)
+      } catch (err) {
+        // A client that has every byte may hang up before our end-of-response: that is a served blob.
+        if (headers['content-length'] === undefined || sent !== Number(headers['content-length'])) throw err
       } finally {
         o.metrics.servedBytes.inc({ source: b.source }, sent)
       }

@@ -1,0 +1,368 @@
+// Time for N agents, each in its own network namespace, to hold a ~200 MB image pulled at the same moment,
+// with the upstream Distribution behind a 1 Gbit/s link (tc tbf): peer-to-peer on (agents find each other
+// with the DHT and route each digest through its rendezvous owner) versus every agent going upstream.
+//
+//   npx tsx bench/p2p-bench.ts [--quick] [--n 2,4,8]   (needs root, docker-registry, skopeo, umoci, curl, tc)
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { generateClusterKey } from '../src/p2p/cluster-key.js'
+import { startProcess, type ProcessHandle } from '../test/helpers/child-process.js'
+import { sumMetric } from '../test/helpers/flotilla-agent.js'
+import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../test/helpers/netns-cluster.js'
+import { makeTempDir } from '../test/helpers/temp-dir.js'
+import { OCI_INDEX, OCI_MANIFEST, buildTestImage, hostManifest, type TestImage } from '../test/helpers/test-image.js'
+import { waitFor } from '../test/helpers/wait-for.js'
+import { curlGet } from './lib-curl.js'
+import { assertBuilt, startDistAgent, type DistAgent } from './lib-dist-agent.js'
+import { MIB, describeMachine, formatMiB, invocation, markdownTable, renderReport, writeResult } from './lib-report.js'
+import { RssPeak, maxRss, readCpuSeconds } from './lib-rss.js'
+import { runBounded, type Log, type Teardown } from './lib-teardown.js'
+
+const REPO = 'bench/p2p'
+const UPSTREAM_RATE = '1gbit'
+const RUN_DEADLINE_MS = 6 * 60_000
+/** How long the agents get to see each other; past it the pull goes ahead and the report says so. */
+const MESH_TIMEOUT_MS = 30_000
+/** How many of the agents every agent bootstraps from. */
+const BOOTSTRAP_PEERS = 3
+/** Quiet time between the mesh forming (or the agents starting) and the pull, so joining is over. */
+const SETTLE_MS = 2000
+
+type Mode = 'p2p' | 'upstream'
+
+interface RunResult {
+  readonly n: number
+  readonly mode: Mode
+  /** From the common start to the last agent holding the image. */
+  readonly seconds: number
+  readonly fastestSeconds: number
+  readonly upstreamBlobBytes: number
+  readonly upstreamBlobGets: number
+  readonly idleRssBytes: number
+  readonly peakRssBytes: number
+  /** CPU seconds (user + system) all agents used during the pull, together. */
+  readonly agentCpuSeconds: number
+  /** Blob requests the agents counted, by result (what the clients and the peers asked). */
+  readonly blobResults: Readonly<Record<BlobResult, number>>
+  /** The slowest agent's time per request (index, manifest, config, layers), ms. */
+  readonly slowestSteps: readonly number[]
+  /** P2P only: time from all agents ready to every agent counting N-1 peers, or the counts when that never came. */
+  readonly mesh?: { readonly fullAfterMs?: number, readonly peers: readonly number[] }
+  /** Warning and error log messages of the agents during the run, by message. */
+  readonly warnings: ReadonlyMap<string, number>
+}
+
+const BLOB_RESULTS = ['upstream', 'peer', 'hit', 'error'] as const
+type BlobResult = typeof BLOB_RESULTS[number]
+
+const log: Log = (message) => { console.error(`[p2p-bench] ${message}`) }
+
+function parseCli (): { isQuick: boolean, counts: number[] } {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, n: { type: 'string' } } })
+  const isQuick = values.quick === true
+  const counts = values.n === undefined
+    ? (isQuick ? [2, 4] : [2, 4, 8])
+    : values.n.split(',').map((s) => Number(s.trim()))
+  if (counts.some((n) => !Number.isInteger(n) || n < 2 || n > 16)) throw new TypeError(`--n takes agent counts in 2..16, e.g. 2,4,8; got ${values.n}`)
+  return { isQuick, counts: [...new Set(counts)].sort((a, b) => a - b) }
+}
+
+/** Blob bytes and GETs Distribution served, from its access log past `offset`. */
+async function upstreamBlobTraffic (accessLog: string, offset: number): Promise<{ bytes: number, gets: number }> {
+  const text = (await readFile(accessLog)).subarray(offset).toString('utf8')
+  let bytes = 0
+  let gets = 0
+  for (const line of text.split('\n')) {
+    const m = /^(\S+) .*"GET (\S+) HTTP\/[\d.]+" (\d{3}) (\d+)/.exec(line)
+    if (m === null || !(m[2] ?? '').includes('/blobs/')) continue
+    bytes += Number(m[4])
+    gets++
+  }
+  return { bytes, gets }
+}
+
+/** Counts the warn/error/fatal lines (pino JSON, level >= 40) of agent logs by message. */
+async function agentWarnings (logFiles: readonly string[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>()
+  for (const file of logFiles) {
+    const text = await readFile(file, 'utf8').catch(() => '')
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue
+      try {
+        const entry = JSON.parse(line) as { level?: number, msg?: string, err?: unknown }
+        if ((entry.level ?? 0) < 40) continue
+        const err = typeof entry.err === 'string' ? entry.err : (entry.err as { message?: string } | undefined)?.message
+        const key = `${entry.msg ?? '?'}${err === undefined ? '' : ` (${err.slice(0, 80)})`}`
+        counts.set(key, (counts.get(key) ?? 0) + 1)
+      } catch { /* a partial line */ }
+    }
+  }
+  return counts
+}
+
+async function totalCpuSeconds (pids: readonly number[]): Promise<number> {
+  return (await Promise.all(pids.map(readCpuSeconds))).reduce<number>((t, s) => t + (s ?? 0), 0)
+}
+
+class Bench {
+  readonly #agentsByRun: DistAgent[] = []
+  #upstream: ProcessHandle | undefined
+
+  constructor (
+    private readonly teardown: Teardown,
+    private readonly workDir: string,
+    private readonly cluster: NetnsCluster,
+    private readonly image: TestImage,
+    private readonly keyFile: string,
+    private readonly accessLog: string,
+  ) {}
+
+  get upHost (): NetnsHost { return this.host(0) }
+  get upstreamAddress (): string { return `${this.upHost.ip}:5000` }
+
+  host (i: number): NetnsHost {
+    const h = this.cluster.hosts[i]
+    if (h === undefined) throw new RangeError(`no host ${i}`)
+    return h
+  }
+
+  /** Distribution in the first namespace, the image pushed to it, then its link capped. */
+  async startUpstream (): Promise<void> {
+    const config = join(this.workDir, 'registry.json')
+    await writeFile(config, JSON.stringify({
+      version: 0.1,
+      log: { level: 'warn', accesslog: { disabled: false } },
+      http: { addr: this.upstreamAddress, secret: 'bench' },
+      storage: { filesystem: { rootdirectory: join(this.workDir, 'registry') }, delete: { enabled: true } },
+    }))
+    const up = this.upHost
+    const [cmd, args] = this.cluster.wrap(up, 'docker-registry', ['serve', config])
+    this.#upstream = await startProcess(cmd, args, {
+      name: 'distribution', logFile: this.accessLog, readyTimeoutMs: 20_000,
+      readyCheck: async () => (await up.exec('curl', ['-sf', '-o', '/dev/null', `http://${this.upstreamAddress}/v2/`], 5000)).code === 0,
+    })
+    const upstream = this.#upstream
+    this.teardown.add('distribution', async () => await upstream.stop('SIGTERM', 5000))
+    const push = await up.exec('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false',
+      `oci:${this.image.layoutDir}:${this.image.tag}`, `docker://${this.upstreamAddress}/${REPO}:${this.image.tag}`], 180_000)
+    if (push.code !== 0) throw new Error(`push failed: ${push.stderr}`)
+    await this.cluster.shape(up, UPSTREAM_RATE)
+  }
+
+  async startAgents (n: number, mode: Mode, runDir: string): Promise<DistAgent[]> {
+    const bootstrap = Array.from({ length: Math.min(BOOTSTRAP_PEERS, n) }, (_, i) => `/ip4/${this.host(i + 1).ip}/tcp/5001`)
+    const started = await Promise.allSettled(Array.from({ length: n }, async (_, i) => {
+      const h = this.host(i + 1)
+      const args = ['--peer-address', `${h.ip}:5000`, '--registry', `${this.upstreamAddress}=http://${this.upstreamAddress}`, '--default-registry', this.upstreamAddress]
+      if (mode === 'p2p') {
+        args.push('--p2p-listen', `/ip4/${h.ip}/tcp/5001`, '--cluster-key-file', this.keyFile, ...bootstrap.flatMap((b) => ['--bootstrap', b]))
+      }
+      return await startDistAgent({
+        name: `agent-${i}`, netns: h.ns, listen: '0.0.0.0:5000', dataDir: join(runDir, `data-${i}`), args,
+        logFile: join(runDir, `agent-${i}.log`), readyTimeoutMs: 60_000,
+      })
+    }))
+    const agents = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+    this.#agentsByRun.push(...agents)
+    const failed = started.find((r) => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    for (const a of agents) {
+      const comm = (await readFile(`/proc/${a.process.pid}/comm`, 'utf8').catch(() => '?')).trim()
+      if (comm !== 'node') throw new Error(`${a.name}: pid ${a.process.pid} is ${comm}, not node: RSS would be measured on the wrong process`)
+    }
+    return agents
+  }
+
+  async stopAgents (): Promise<void> {
+    const agents = this.#agentsByRun.splice(0)
+    await Promise.all(agents.map(async (a) => { await a.stop() }))
+  }
+
+  /** Every agent GETs the index by tag, its platform's manifest, config and layers; all start together. */
+  async pullAll (agents: readonly DistAgent[]): Promise<{ seconds: number, fastestSeconds: number, slowestSteps: number[] }> {
+    const m = hostManifest(this.image)
+    const base = 'http://127.0.0.1:5000/v2/' + REPO
+    const urls = [`${base}/manifests/${this.image.tag}`, `${base}/manifests/${m.digest}`, `${base}/blobs/${m.configDigest}`, ...m.layers.map((l) => `${base}/blobs/${l.digest}`)]
+    const sizes = [this.image.indexSize, m.size, m.configSize, ...m.layers.map((l) => l.size)]
+    const started = performance.now()
+    const done = await Promise.all(agents.map(async (a, i) => {
+      const results = await curlGet(urls, { netns: this.host(i + 1).ns, maxTimeS: 120, headers: [`Accept: ${OCI_INDEX}, ${OCI_MANIFEST}`] })
+      const seconds = (performance.now() - started) / 1000
+      results.forEach((r, j) => {
+        if (r.status !== 200 || r.bytes !== sizes[j]) throw new Error(`${a.name}: GET ${r.url}: status ${r.status}, ${r.bytes} of ${sizes[j]} bytes`)
+      })
+      log(`  ${a.name}: ${seconds.toFixed(2)} s; index, manifest, config, layers: ${results.map((r) => r.ms.toFixed(0)).join(', ')} ms`)
+      return { seconds, steps: results.map((r) => r.ms) }
+    }))
+    const slowest = done.reduce((a, b) => (b.seconds > a.seconds ? b : a))
+    return { seconds: slowest.seconds, fastestSeconds: Math.min(...done.map((d) => d.seconds)), slowestSteps: slowest.steps }
+  }
+
+  /** Each agent's store holds the config and every layer, whole (the agent verified the digests). */
+  async assertStored (agents: readonly DistAgent[]): Promise<void> {
+    const m = hostManifest(this.image)
+    for (const a of agents) {
+      for (const d of [{ digest: m.configDigest, size: m.configSize }, ...m.layers]) {
+        const path = join(a.dataDir, 'blobs', 'sha256', d.digest.slice('sha256:'.length))
+        const size = await stat(path).then((s) => s.size, () => -1)
+        if (size !== d.size) throw new Error(`${a.name}: ${path} has ${size} bytes, expected ${d.size}`)
+      }
+    }
+  }
+
+  /**
+   * Waits until every agent counts N-1 peers (then all agree on each digest's rendezvous owner). An
+   * incomplete mesh is a finding, not a failure: the pull goes ahead and the report shows the counts.
+   */
+  async waitForMesh (agents: readonly DistAgent[]): Promise<{ fullAfterMs?: number, peers: number[] }> {
+    const started = Date.now()
+    let peers: number[] = []
+    try {
+      await waitFor(async () => {
+        peers = await Promise.all(agents.map(async (a) => await a.metric('flotilla_p2p_peers')))
+        return peers.every((p) => p >= agents.length - 1)
+      }, { timeoutMs: MESH_TIMEOUT_MS, intervalMs: 250, what: `a full mesh of ${agents.length} agents` })
+      return { fullAfterMs: Date.now() - started, peers }
+    } catch {
+      log(`  no full mesh after ${MESH_TIMEOUT_MS / 1000} s: peers per agent ${peers.join(' ')}; pulling anyway`)
+      return { peers }
+    }
+  }
+
+  async run (n: number, mode: Mode): Promise<RunResult> {
+    const runDir = join(this.workDir, `run-${n}-${mode}`)
+    log(`N=${n} ${mode}: starting ${n} agent(s)`)
+    await mkdir(runDir, { recursive: true })
+    try {
+      const agents = await this.startAgents(n, mode, runDir)
+      const mesh = mode === 'p2p' && n > 1 ? await this.waitForMesh(agents) : undefined
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
+      const pids = agents.map((a) => a.process.pid)
+      const idleRssBytes = await maxRss(pids)
+      const offset = (await stat(this.accessLog)).size
+      const cpuBefore = await totalCpuSeconds(pids)
+      const rss = new RssPeak(pids).start()
+      const { seconds, fastestSeconds, slowestSteps } = await this.pullAll(agents)
+      const peakRssBytes = await rss.stop()
+      const agentCpuSeconds = await totalCpuSeconds(pids) - cpuBefore
+      await this.assertStored(agents)
+      // Distribution writes the access log line once the response is done: give it a moment.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      const traffic = await upstreamBlobTraffic(this.accessLog, offset)
+      const metrics = await Promise.all(agents.map(async (a) => await a.metricsText()))
+      const count = (result: string): number => metrics.reduce((t, text) => t + sumMetric(text, 'flotilla_requests_total', { kind: 'blob', result }), 0)
+      const result: RunResult = {
+        n, mode, seconds, fastestSeconds, idleRssBytes, peakRssBytes, agentCpuSeconds, slowestSteps,
+        ...(mesh === undefined ? {} : { mesh }),
+        warnings: await agentWarnings(agents.map((a) => join(runDir, `${a.name}.log`))),
+        upstreamBlobBytes: traffic.bytes, upstreamBlobGets: traffic.gets,
+        blobResults: { upstream: count('upstream'), peer: count('peer'), hit: count('hit'), error: count('error') },
+      }
+      log(`N=${n} ${mode}: ${seconds.toFixed(2)} s (fastest ${fastestSeconds.toFixed(2)} s), upstream ${traffic.bytes} blob bytes in ${traffic.gets} GETs, ` +
+        `RSS max idle ${formatMiB(idleRssBytes)} MiB / peak ${formatMiB(peakRssBytes)} MiB, agents' CPU ${agentCpuSeconds.toFixed(1)} s, ` +
+        `blob results ${BLOB_RESULTS.map((b) => `${b} ${result.blobResults[b]}`).join(', ')}`)
+      return result
+    } finally {
+      await this.stopAgents()
+    }
+  }
+}
+
+async function main (teardown: Teardown): Promise<void> {
+  const { isQuick, counts } = parseCli()
+  const largeLayerMiB = isQuick ? 64 : 200
+  const maxN = Math.max(...counts)
+  const startedAt = new Date()
+  const machine = describeMachine()
+  await assertBuilt()
+
+  const work = await makeTempDir('p2p-bench')
+  teardown.add('work dir', work.cleanup)
+  const keyFile = join(work.path, 'cluster.key')
+  await writeFile(keyFile, generateClusterKey(), { mode: 0o600 })
+  const accessLog = join(work.path, 'registry.log')
+  log(`building a test image with a ${largeLayerMiB} MiB layer; creating ${maxN + 1} network namespaces`)
+  const [cluster, image] = await Promise.allSettled([
+    createNetnsCluster(['up', ...Array.from({ length: maxN }, (_, i) => `a${i}`)]),
+    buildTestImage({ workDir: work.path, largeLayerMiB }),
+  ])
+  if (cluster.status === 'fulfilled') teardown.add('network namespaces', cluster.value.destroy)
+  if (cluster.status === 'rejected') throw cluster.reason
+  if (image.status === 'rejected') throw image.reason
+  const bench = new Bench(teardown, work.path, cluster.value, image.value, keyFile, accessLog)
+  teardown.add('agents', async () => { await bench.stopAgents() })
+  await bench.startUpstream()
+
+  const m = hostManifest(image.value)
+  const oneCopy = m.configSize + m.layers.reduce((t, l) => t + l.size, 0)
+  const results: RunResult[] = [await bench.run(1, 'upstream'), await bench.run(1, 'p2p')]
+  for (const n of counts) {
+    results.push(await bench.run(n, 'p2p'))
+    results.push(await bench.run(n, 'upstream'))
+  }
+
+  const baseline = results[0]
+  if (baseline === undefined) throw new Error('no baseline')
+  const table = markdownTable(
+    ['Agents', 'Mode', 'Seconds (all hold it)', 'vs N=1', 'Fastest agent, s', 'Upstream blob bytes', '× one copy', 'Upstream blob GETs', 'Agents\' CPU during pull, s', `Blob requests counted: ${BLOB_RESULTS.join(' / ')}`, 'Agent RSS max, idle / peak during pull, MiB', 'Mesh before the pull'],
+    results.map((r) => [
+      String(r.n),
+      r.mode === 'p2p' ? 'P2P on' : 'each from upstream',
+      r.seconds.toFixed(2),
+      `${(r.seconds / baseline.seconds).toFixed(2)}×`,
+      r.fastestSeconds.toFixed(2),
+      String(r.upstreamBlobBytes),
+      r.upstreamBlobBytes === oneCopy ? '1×' : `**${(r.upstreamBlobBytes / oneCopy).toFixed(2)}× (${r.upstreamBlobBytes > oneCopy ? '+' : ''}${r.upstreamBlobBytes - oneCopy} B)**`,
+      String(r.upstreamBlobGets),
+      r.agentCpuSeconds.toFixed(1),
+      BLOB_RESULTS.map((b) => String(r.blobResults[b])).join(' / '),
+      `${formatMiB(r.idleRssBytes)} / ${formatMiB(r.peakRssBytes)}`,
+      r.mesh === undefined
+        ? '—'
+        : r.mesh.fullAfterMs === undefined
+          ? `**incomplete after ${MESH_TIMEOUT_MS / 1000} s**: peers per agent ${r.mesh.peers.join(' ')}`
+          : `full after ${(r.mesh.fullAfterMs / 1000).toFixed(1)} s`,
+    ]),
+  )
+  const top = results.find((r) => r.n === maxN && r.mode === 'p2p')
+  const p2pRuns = results.filter((r) => r.mode === 'p2p')
+  const targets = [
+    top === undefined
+      ? undefined
+      : `- N=${maxN} with P2P takes ≤ 2× the time of N=1: ${top.seconds.toFixed(2)} s vs ${baseline.seconds.toFixed(2)} s = ${(top.seconds / baseline.seconds).toFixed(2)}× — ${top.seconds <= 2 * baseline.seconds ? 'met' : '**not met**'}`,
+    `- Upstream blob bytes 1× one copy with P2P on: ${p2pRuns.map((r) => `N=${r.n} ${(r.upstreamBlobBytes / oneCopy).toFixed(2)}×`).join(', ')} — ${p2pRuns.every((r) => r.upstreamBlobBytes === oneCopy) ? 'met' : '**not met**'}`,
+  ].filter((t): t is string => t !== undefined)
+  const report = renderReport({
+    title: `flotilla peer to peer: N agents pulling one image at once${isQuick ? ' (quick run)' : ''}`,
+    machine,
+    command: invocation(fileURLToPath(import.meta.url)),
+    startedAt,
+    facts: [
+      `Image: the multi-arch test image; this platform's config and layers are ${oneCopy} bytes (${(oneCopy / MIB).toFixed(1)} MiB, large layer ${largeLayerMiB} MiB of random data)`,
+      `Upstream: Distribution 2.8 in its own network namespace, its egress capped at ${UPSTREAM_RATE} (tc tbf); every agent in its own namespace on one bridge`,
+      'Pull: at the same moment every agent is asked (curl inside its namespace, bodies to /dev/null) for the index by tag, the manifest, the config and each layer, in that order; time is until the last agent has them all',
+      `P2P on: --p2p-listen, --bootstrap (the first ${BOOTSTRAP_PEERS} agents), --cluster-key-file; the pull starts ${SETTLE_MS / 1000} s after every agent counts N-1 peers. Each from upstream: same agents without P2P (also ${SETTLE_MS / 1000} s after start)`,
+      'RSS: VmRSS of each agent\'s node process (`ip netns exec` execs node), the largest over the agents: after start (and the mesh), and the peak sampled every 100 ms during the pull',
+      `Baseline: N=1, a single agent without P2P (${baseline.seconds.toFixed(2)} s)`,
+    ],
+    table,
+    notes: [
+      'Targets:',
+      targets.join('\n'),
+      'Slowest agent, time per request (index by tag, manifest, config, layers), ms:',
+      results.map((r) => `- N=${r.n} ${r.mode === 'p2p' ? 'P2P on' : 'each from upstream'}: ${r.slowestSteps.map((ms) => ms.toFixed(0)).join(', ')}`).join('\n'),
+      'Agent warnings and errors logged during each run:',
+      results.map((r) => `- N=${r.n} ${r.mode === 'p2p' ? 'P2P on' : 'each from upstream'}: ${r.warnings.size === 0
+        ? 'none'
+        : [...r.warnings].map(([msg, count]) => `${msg} ×${count}`).join('; ')}`).join('\n'),
+      '"Blob requests counted" adds up flotilla_requests_total{kind="blob"} over the agents: with P2P a peer\'s request to the owner counts on both sides.',
+    ],
+  })
+  const path = await writeResult('p2p.md', report)
+  console.log(report)
+  log(`written to ${path}`)
+}
+
+await runBounded(log, RUN_DEADLINE_MS, main)
