@@ -51,8 +51,14 @@ async function isListening (host: string, port: number): Promise<boolean> {
   })
 }
 
-/** The command line that runs the flotilla CLI from source. */
+export const DIST_ENTRY = join(ROOT, 'dist', 'cli', 'main.js')
+
+/**
+ * The command line that runs the flotilla CLI: from source (tsx), or from the build in dist/ when
+ * FLOTILLA_AGENT_DIST=1 (benchmarks measure what production runs, without the transpiler's memory).
+ */
 export function flotillaCommand (args: readonly string[]): [string, string[]] {
+  if (process.env.FLOTILLA_AGENT_DIST === '1') return [process.execPath, [DIST_ENTRY, ...args]]
   return [process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args]]
 }
 
