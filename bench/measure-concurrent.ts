@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { Agent } from 'undici'
 import { startCountingProxy, type CountingProxy } from '../test/helpers/counting-proxy.js'
@@ -30,6 +31,8 @@ export type ConcurrentResult = Record<ConcurrentTarget, ConcurrentTargetResult>
  */
 export async function measureConcurrent (ctx: BenchContext, signal: AbortSignal): Promise<ConcurrentResult> {
   const cleanups = new Cleanups(ctx.log)
+  // Every client request listens on the phase's signal.
+  setMaxListeners(ctx.settings.concurrentClients + 16, signal)
   try {
     const counting = await startCountingProxy({ upstreamUrl: ctx.registry.url })
     cleanups.add('counting proxy', counting.close)

@@ -160,6 +160,8 @@ async function main (): Promise<number> {
       sampler.start()
       for (const phase of LOAD_PHASES) {
         if (!cli.only.has(phase)) continue
+        // The cold and concurrent tests start flotillas of their own: the shared one, idle by then, is not sampled.
+        if (phase === 'cold' || phase === 'concurrent') sampler.unwatch(flotilla.process.pid)
         sampler.phase = phase
         switch (phase) {
           case 'warm': outcomes.warm = await runPhase(log, phase, PHASE_TIMEOUT_MS[phase], async (s) => await measureWarm(c, urls, proxyDataDir, s)); break

@@ -22,7 +22,8 @@ export interface BlobFetchOptions {
   readonly timeoutMs: number
 }
 
-const READ_CHUNK = 1 << 20
+/** Most bytes a reader holds or sends at once: 50 clients of one download stay within a few MiB. */
+const READ_CHUNK = 256 << 10
 /** Recent bytes kept in memory for readers that keep up, and how far the disk may trail the network. */
 const RECENT_BYTES = 8 << 20
 const MAX_PENDING = 4 << 20
