@@ -1,16 +1,8 @@
 // Resident set size of agent processes, read from /proc (the agents are our children, same pid namespace).
 import { readFile } from 'node:fs/promises'
+import { readRss } from './rss-sampler.js'
 
-/** VmRSS of a process in bytes; undefined once it is gone. */
-export async function readRss (pid: number): Promise<number | undefined> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8')
-    const kb = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status)?.[1]
-    return kb === undefined ? undefined : Number(kb) * 1024
-  } catch {
-    return undefined
-  }
-}
+export { readRss }
 
 /** The largest VmRSS of any of `pids` right now (0 when none is left). */
 export async function maxRss (pids: readonly number[]): Promise<number> {
