@@ -62,9 +62,6 @@ const DEFAULTS = {
   provideConcurrency: 16,
   infoCacheSize: 4096,
   infoRetryMs: 5_000,
-  /** Up to this many peers every node connects to all the others it has heard of (a full mesh). */
-  meshMaxPeers: 64,
-  meshIntervalMs: 2_000,
 } as const
 
 /** The Router over libp2p, plus what a status page or a test needs to know about the node. */
@@ -199,7 +196,6 @@ class Libp2pRouterImpl implements Libp2pRouter {
   readonly #shutdown = new AbortController()
   readonly #bootstrapper: Bootstrapper
   #readvertiseTimer: NodeJS.Timeout | undefined
-  #meshTimer: NodeJS.Timeout | undefined
   #readvertising: Promise<void> | undefined
   #closed = false
 
@@ -237,26 +233,6 @@ class Libp2pRouterImpl implements Libp2pRouter {
     this.#log.info({ peerId: this.#self.id, multiaddrs: this.multiaddrs(), bootstrap: this.#config.targets.length }, 'p2p router started')
     this.#bootstrapper.start()
     this.#scheduleReadvertise(this.#config.readvertiseIntervalMs)
-    this.#meshTimer = setInterval(() => { this.#mesh().catch(() => {}) }, DEFAULTS.meshIntervalMs)
-    this.#meshTimer.unref()
-  }
-
-  /**
-   * Small clusters become a full mesh: every node dials the peers it has heard of (DHT answers fill the
-   * peer store), so all agree on the live set that picks each digest's owner. Bootstrap alone would leave
-   * non-bootstrap nodes knowing each other only through DHT walks.
-   */
-  async #mesh (): Promise<void> {
-    if (this.#closed || this.#connected.size === 0 || this.#connected.size >= DEFAULTS.meshMaxPeers) return
-    const self = this.#libp2p.peerId.toString()
-    const open = new Set(this.#libp2p.getPeers().map((p) => p.toString()))
-    let dials = 0
-    for (const peer of await this.#libp2p.peerStore.all()) {
-      const id = peer.id.toString()
-      if (id === self || open.has(id) || peer.addresses.length === 0) continue
-      if (++dials > 8) break
-      this.#libp2p.dial(peer.id, { signal: AbortSignal.timeout(this.#config.dialTimeoutMs) }).catch(() => {})
-    }
   }
 
   ready (): boolean {
@@ -343,7 +319,6 @@ class Libp2pRouterImpl implements Libp2pRouter {
     this.#closed = true
     this.#bootstrapper.stop()
     clearTimeout(this.#readvertiseTimer)
-    clearInterval(this.#meshTimer)
     this.#shutdown.abort(new Error('p2p router closed'))
     await this.#readvertising?.catch(() => {})
     await this.#libp2p.stop()
