@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { collectOption } from './collect-option.js'
 
 /**
  * `flotilla containerd configure|restore|check`: points the node's containerd at the agent through
@@ -42,9 +43,6 @@ interface CheckOptions {
   timeout: string
 }
 
-function collect (value: string, previous: string[] = []): string[] {
-  return [...previous, value]
-}
 
 function print (line: string): void {
   process.stdout.write(`${line}\n`)
@@ -86,8 +84,8 @@ export function registerContainerd (program: Command): void {
     .description('write <certs-dir>/<registry>/hosts.toml with the agent first, keeping (and backing up) existing files')
     .option('--certs-dir <dir>', "containerd's registry config_path", DEFAULT_CERTS_DIR)
     .option('--mirror <url>', 'the agent as containerd reaches it', DEFAULT_MIRROR)
-    .option('--registry <name>', 'route this registry through the agent (repeatable; none means _default, every registry)', collect)
-    .option('--upstream <name=url>', "the `server` fallback for a --registry (default https://<name>, Docker Hub's API host for docker.io)", collect)
+    .option('--registry <name>', 'route this registry through the agent (repeatable; none means _default, every registry)', collectOption)
+    .option('--upstream <name=url>', "the `server` fallback for a --registry (default https://<name>, Docker Hub's API host for docker.io)", collectOption)
     .option('--dial-timeout <duration>', 'Go duration bounding the dial to the agent', '200ms')
     .option('--dry-run', 'print the files instead of writing them')
     .action(async (opts: ConfigureOptions) => {
@@ -115,7 +113,7 @@ export function registerContainerd (program: Command): void {
   containerd.command('restore')
     .description('undo configure: put back the original hosts.toml byte for byte, or remove ours')
     .option('--certs-dir <dir>', "containerd's registry config_path", DEFAULT_CERTS_DIR)
-    .option('--registry <name>', 'restore only this registry (repeatable; none means every one flotilla configured)', collect)
+    .option('--registry <name>', 'restore only this registry (repeatable; none means every one flotilla configured)', collectOption)
     .option('--dry-run', 'print what would be done without touching the files')
     .action(async (opts: RestoreOptions) => {
       const { restoreHosts } = await import('../containerd/hosts-config.js')
@@ -130,7 +128,7 @@ export function registerContainerd (program: Command): void {
     .option('--namespace <ns>', 'containerd namespace', DEFAULT_NAMESPACE)
     .option('--certs-dir <dir>', "containerd's registry config_path", DEFAULT_CERTS_DIR)
     .option('--mirror <url>', 'the agent as containerd reaches it', DEFAULT_MIRROR)
-    .option('--registry <name>', 'a registry routed through the agent (repeatable; none means _default)', collect)
+    .option('--registry <name>', 'a registry routed through the agent (repeatable; none means _default)', collectOption)
     .option('--timeout <duration>', 'bound on each check', '2s')
     .action(async (opts: CheckOptions) => {
       const { parseDuration } = await import('../config/duration.js')

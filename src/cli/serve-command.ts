@@ -1,10 +1,8 @@
 import type { Command } from 'commander'
 import { loadConfig, type ConfigOverrides } from '../config/load-config.js'
 import { createLogger } from '../logger.js'
+import { collectOption } from './collect-option.js'
 
-function collect (value: string, previous: string[] = []): string[] {
-  return [...previous, value]
-}
 
 export function registerServe (program: Command): void {
   program.command('serve')
@@ -12,7 +10,7 @@ export function registerServe (program: Command): void {
     .option('-c, --config <file>', 'YAML configuration file (env FLOTILLA_CONFIG)')
     .option('-l, --listen <host:port>', 'registry API address (default 127.0.0.1:5000)')
     .option('-d, --data-dir <dir>', 'where blobs and the tag index are kept (default ./flotilla-data)')
-    .option('-r, --registry <name=url>', 'mirror a registry at an endpoint (repeatable), e.g. docker.io=https://registry-1.docker.io', collect)
+    .option('-r, --registry <name=url>', 'mirror a registry at an endpoint (repeatable), e.g. docker.io=https://registry-1.docker.io', collectOption)
     .option('--default-registry <name>', 'registry for requests without ?ns= (default docker.io)')
     .option('--credentials-file <file>', 'docker config.json with upstream credentials')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate')
@@ -22,7 +20,7 @@ export function registerServe (program: Command): void {
     .option('--containerd-namespace <ns>', 'containerd namespace (default k8s.io)')
     .option('--containerd-content-dir <dir>', "containerd's content directory, read directly when readable")
     .option('--p2p-listen <multiaddr>', 'join the peer-to-peer network on this address, e.g. /ip4/0.0.0.0/tcp/5001')
-    .option('--bootstrap <multiaddr|dns:name>', 'a peer to join through (repeatable)', collect)
+    .option('--bootstrap <multiaddr|dns:name>', 'a peer to join through (repeatable)', collectOption)
     .option('--cluster-key-file <file>', 'pre-shared cluster key (see `flotilla cluster-key`)')
     .option('--zone <name>', "this node's zone; peers in the same zone are preferred")
     .option('--peer-address <host:port>', "how peers reach this agent's registry API")
