@@ -30,7 +30,8 @@ export const QUICK_SETTINGS: BenchSettings = {
 /** The registry name flotilla gives its one upstream (requests without `ns` go there). */
 export const UPSTREAM_REGISTRY = 'upstream.bench.test'
 
-export type Log = (message: string) => void
+import type { Log } from './lib-teardown.js'
+export type { Log }
 
 export interface BenchContext {
   readonly settings: BenchSettings
@@ -81,28 +82,4 @@ export async function fetchWholeBlob (ctx: Pick<BenchContext, 'image' | 'downloa
 }
 
 /** Async teardown steps run newest first, each bounded, failures logged and not thrown. */
-export class Cleanups {
-  readonly #steps: Array<{ what: string, fn: () => Promise<unknown> }> = []
-
-  constructor (private readonly log: Log, private readonly stepTimeoutMs = 30_000) {}
-
-  add (what: string, fn: () => Promise<unknown>): void {
-    this.#steps.push({ what, fn })
-  }
-
-  async run (): Promise<void> {
-    for (let step = this.#steps.pop(); step !== undefined; step = this.#steps.pop()) {
-      let timer: NodeJS.Timeout | undefined
-      const bound = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${this.stepTimeoutMs} ms`)), this.stepTimeoutMs)
-      })
-      try {
-        await Promise.race([step.fn(), bound])
-      } catch (err) {
-        this.log(`cleanup: ${step.what} failed: ${(err as Error).message}`)
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-  }
-}
+export { Teardown as Cleanups } from './lib-teardown.js'
