@@ -13,22 +13,12 @@ import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { generateClusterKey } from '../../src/p2p/cluster-key.js'
 import type { PeerInfo } from '../../src/p2p/router.js'
+import type { NodeConfig } from './fixtures-p2p/router-node.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures-p2p/router-node.ts', import.meta.url))
 const START_TIMEOUT_MS = 20_000
 const REQUEST_TIMEOUT_MS = 15_000
 
-interface NodeConfig {
-  listen: string
-  bootstrap: string[]
-  clusterKey: string
-  identityFile: string
-  httpAddress: string
-  zone?: string
-  bootstrapIntervalMs?: number
-  readvertiseIntervalMs?: number
-  recordTtlMs?: number
-}
 
 interface Started { id: string, multiaddrs: string[], startMs: number, rssMiB: number }
 interface Status { ready: boolean, peers: PeerInfo[], self: PeerInfo, rssMiB: number }

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 import { pino } from 'pino'
 import { createLibp2pRouter } from '../../../src/p2p/libp2p-router.js'
 
-interface NodeConfig {
+export interface NodeConfig {
   listen: string
   bootstrap: string[]
   clusterKey: string
