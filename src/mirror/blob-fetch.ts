@@ -72,7 +72,6 @@ export class BlobFetch {
   }
 
   get size (): number | undefined { return this.#size }
-  get written (): number { return this.#received }
   get state (): 'running' | 'done' | 'failed' { return this.#state }
   get error (): Error | undefined { return this.#error }
 
@@ -148,8 +147,11 @@ export class BlobFetch {
     this.#received += chunk.byteLength
     this.#pending.push(chunk)
     this.#pendingBytes += chunk.byteLength
-    this.#flushing ??= this.#drain().finally(() => { this.#flushing = undefined })
-    this.#flushing.catch(() => {})
+    if (this.#flushing === undefined) {
+      this.#flushing = this.#drain().finally(() => { this.#flushing = undefined })
+      // A write error surfaces where the fetch awaits #flush(); this only keeps it from being unhandled.
+      this.#flushing.catch(() => {})
+    }
     this.#notify()
   }
 
@@ -222,7 +224,7 @@ export class BlobFetch {
         // Fallen behind the in-memory window: those bytes are on disk.
         let chunk: Buffer | undefined
         try {
-          chunk = await this.#writer?.readBack(pos, Math.min(available, this.#written) - pos > 0 ? Math.min(available, this.#written, pos + READ_CHUNK) - pos : 0)
+          chunk = await this.#writer?.readBack(pos, Math.max(0, Math.min(available, this.#written, pos + READ_CHUNK) - pos))
         } catch {
           // The writer closed under us (commit or failure): the state tells what to do next.
           chunk = undefined

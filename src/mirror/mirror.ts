@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Metrics, RequestResult } from '../metrics/metrics.js'
 import {
-  accepts, upstreamManifestAccept, OciError, parseDigest, parseManifest, type Digest, type ManifestRef,
+  accepts, upstreamManifestAccept, OciError, parseDigest, parseManifest, type Digest, type ManifestRef, type Tag,
 } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
 import type { TagIndex, TagRecord } from '../store/tag-index.js'
@@ -200,7 +200,7 @@ export class Mirror {
     }
   }
 
-  async #manifestByTag (req: MirrorRequest, tag: string, accept: string | undefined): Promise<ManifestResult> {
+  async #manifestByTag (req: MirrorRequest, tag: Tag, accept: string | undefined): Promise<ManifestResult> {
     const { registry, repository } = req
     const what = `manifest ${registry}/${repository}:${tag}`
     const record = await this.#o.tags.get(registry, repository, tag)
@@ -251,7 +251,7 @@ export class Mirror {
   }
 
   /** The upstream could not be asked: serve the last known digest (stale-if-error), else what the node or peers know. */
-  async #fallbackTag (req: MirrorRequest, tag: string, accept: string | undefined, record: TagRecord | undefined, what: string, cause: OciError): Promise<ManifestResult> {
+  async #fallbackTag (req: MirrorRequest, tag: Tag, accept: string | undefined, record: TagRecord | undefined, what: string, cause: OciError): Promise<ManifestResult> {
     if (record !== undefined) {
       const local = await this.#localManifest(req, record.digest)
       if (local !== undefined) {
@@ -265,7 +265,7 @@ export class Mirror {
     return await this.#fromNodeSources(req, tag, accept, what, cause)
   }
 
-  async #fromNodeSources (req: MirrorRequest, tag: string, accept: string | undefined, what: string, cause?: OciError): Promise<ManifestResult> {
+  async #fromNodeSources (req: MirrorRequest, tag: Tag, accept: string | undefined, what: string, cause?: OciError): Promise<ManifestResult> {
     for (const src of this.#o.localSources ?? []) {
       const resolved = await src.resolveTag(req.registry, req.repository, tag, req.signal).catch(() => undefined)
       if (resolved === undefined || !accepts(accept, resolved.mediaType)) continue
@@ -274,7 +274,7 @@ export class Mirror {
     }
     const peers = this.#remote(req)
     if (peers !== undefined) {
-      const remote = await peers.manifest(req, { kind: 'tag', tag: tag as never }, upstreamManifestAccept(accept), true).catch(() => undefined)
+      const remote = await peers.manifest(req, { kind: 'tag', tag }, upstreamManifestAccept(accept), true).catch(() => undefined)
       if (remote !== undefined) {
         const digest = digestOf(remote.bytes)
         await this.#keepManifest(digest, remote.bytes, remote.mediaType).catch(() => {})
