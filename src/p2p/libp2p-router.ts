@@ -18,6 +18,7 @@ import { Channel, linkSignals } from './channel.js'
 import { parseClusterKey } from './cluster-key.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { keyToCid } from './key-cid.js'
+import { createHoldingsHandler, holdingsProtocol, requestHoldings } from './holdings-protocol.js'
 import { createInfoHandler, encodePeerInfo, infoProtocol, requestPeerInfo } from './peer-info-protocol.js'
 import { isHostPort, type FindProvidersOptions, type PeerInfo, type Router } from './router.js'
 
@@ -50,6 +51,8 @@ export interface Libp2pRouterOptions {
   provideTimeoutMs?: number
   /** Protocol prefix: nodes only talk to nodes with the same prefix. */
   protocolPrefix?: string
+  /** How often a small cluster's node asks a random peer whom it knows, and dials those it does not (full mesh). */
+  meshIntervalMs?: number
 }
 
 const DEFAULTS = {
@@ -62,6 +65,11 @@ const DEFAULTS = {
   provideConcurrency: 16,
   infoCacheSize: 4096,
   infoRetryMs: 5_000,
+  meshIntervalMs: 10_000,
+  holdingsTimeoutMs: 30_000,
+  maxHoldingsPerPeer: 1_000_000,
+  meetConcurrency: 8,
+  addressesPerPeer: 4,
 } as const
 
 /** The Router over libp2p, plus what a status page or a test needs to know about the node. */
@@ -71,6 +79,11 @@ export interface Libp2pRouter extends Router {
 }
 
 type Services = { identify: Identify, ping: Ping, dht: KadDHT }
+
+interface DhtInternals {
+  readonly routingTable?: { readonly size?: number, readonly kBucketSize?: number }
+  readonly providers?: { getProviders?: (cid: CID, options: { signal: AbortSignal }) => Promise<PeerId[]> }
+}
 
 /**
  * Creates and starts a Kademlia DHT router on a private (PSK) libp2p network: TCP, noise, yamux,
@@ -138,6 +151,7 @@ interface Config {
   readonly dialTimeoutMs: number
   readonly provideTimeoutMs: number
   readonly protocolPrefix: string
+  readonly meshIntervalMs: number
 }
 
 function validate (options: Libp2pRouterOptions): Config {
@@ -175,6 +189,7 @@ function validate (options: Libp2pRouterOptions): Config {
     dialTimeoutMs: positive('dialTimeoutMs', options.dialTimeoutMs, DEFAULTS.dialTimeoutMs),
     provideTimeoutMs: positive('provideTimeoutMs', options.provideTimeoutMs, DEFAULTS.provideTimeoutMs),
     protocolPrefix: prefix,
+    meshIntervalMs: positive('meshIntervalMs', options.meshIntervalMs, DEFAULTS.meshIntervalMs),
   }
 }
 
@@ -184,6 +199,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
   readonly #config: Config
   readonly #self: PeerInfo
   readonly #infoProtocol: string
+  readonly #holdingsProtocol: string
   /** Keys we announce, with their DHT keys. */
   readonly #advertised = new Map<string, CID>()
   /** Info of flotilla peers by peer id (bounded, oldest dropped first). */
@@ -193,6 +209,11 @@ class Libp2pRouterImpl implements Libp2pRouter {
   readonly #infoFailedAt = new Map<string, number>()
   /** Flotilla peers connected now. */
   readonly #connected = new Set<string>()
+  /** What each connected peer announced before we came (holdings protocol), and when we heard it. */
+  readonly #holdings = new Map<string, { readonly at: number, readonly keys: ReadonlySet<string> }>()
+  /** Peers being dialed because another node listed them (full mesh of a small cluster). */
+  readonly #meeting = new Set<string>()
+  #meshTimer: NodeJS.Timeout | undefined
   readonly #shutdown = new AbortController()
   readonly #bootstrapper: Bootstrapper
   #readvertiseTimer: NodeJS.Timeout | undefined
@@ -204,6 +225,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
     this.#log = options.logger
     this.#config = config
     this.#infoProtocol = infoProtocol(config.protocolPrefix)
+    this.#holdingsProtocol = holdingsProtocol(config.protocolPrefix)
     this.#self = Object.freeze({
       id: libp2p.peerId.toString(),
       httpAddress: options.httpAddress,
@@ -223,7 +245,8 @@ class Libp2pRouterImpl implements Libp2pRouter {
 
   async start (): Promise<void> {
     const libp2p = this.#libp2p
-    await libp2p.handle(this.#infoProtocol, createInfoHandler(encodePeerInfo(this.#self), this.#config.infoTimeoutMs), { maxInboundStreams: 64 })
+    await libp2p.handle(this.#infoProtocol, createInfoHandler(async () => encodePeerInfo(this.#self, await this.#peerAddresses()), this.#config.infoTimeoutMs), { maxInboundStreams: 64 })
+    await libp2p.handle(this.#holdingsProtocol, createHoldingsHandler(() => this.#advertised.keys(), DEFAULTS.holdingsTimeoutMs), { maxInboundStreams: 16 })
     // fires after identify shows the peer speaks our info protocol, i.e. it is a flotilla node of this cluster
     await libp2p.register(this.#infoProtocol, {
       onConnect: (peerId) => this.#onPeerConnect(peerId),
@@ -233,6 +256,8 @@ class Libp2pRouterImpl implements Libp2pRouter {
     this.#log.info({ peerId: this.#self.id, multiaddrs: this.multiaddrs(), bootstrap: this.#config.targets.length }, 'p2p router started')
     this.#bootstrapper.start()
     this.#scheduleReadvertise(this.#config.readvertiseIntervalMs)
+    this.#meshTimer = setInterval(() => this.#refreshMesh(), this.#config.meshIntervalMs)
+    this.#meshTimer.unref()
   }
 
   ready (): boolean {
@@ -300,7 +325,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
     const channel = new Channel<PeerInfo>()
     const onAbort = (): void => channel.end()
     lookup.signal.addEventListener('abort', onAbort, { once: true })
-    void this.#collectProviders(cid, lookup.signal, channel)
+    void this.#collectProviders(key, cid, lookup.signal, channel)
     let found = 0
     try {
       for await (const info of channel) {
@@ -319,38 +344,47 @@ class Libp2pRouterImpl implements Libp2pRouter {
     this.#closed = true
     this.#bootstrapper.stop()
     clearTimeout(this.#readvertiseTimer)
+    clearInterval(this.#meshTimer)
     this.#shutdown.abort(new Error('p2p router closed'))
     await this.#readvertising?.catch(() => {})
     await this.#libp2p.stop()
     this.#connected.clear()
+    this.#holdings.clear()
     this.#log.info({ peerId: this.#self.id }, 'p2p router stopped')
   }
 
   // ---- lookups ----
 
-  async #collectProviders (cid: CID, signal: AbortSignal, channel: Channel<PeerInfo>): Promise<void> {
+  async #collectProviders (key: string, cid: CID, signal: AbortSignal, channel: Channel<PeerInfo>): Promise<void> {
     const seen = new Set<string>([this.#self.id])
     const pending = new Set<Promise<void>>()
+    const offer = (provider: Libp2pPeerInfo): void => {
+      const id = provider.id.toString()
+      if (seen.has(id)) return
+      seen.add(id)
+      const info = this.#connected.has(id) ? this.#info.get(id) : undefined
+      if (info !== undefined) {
+        channel.push(info)
+        return
+      }
+      // not connected or not known yet: ask it (which also proves it is alive), in parallel; the
+      // request outlives this lookup if it must, so its answer is cached for the next one
+      const task = this.#peerInfo(provider)
+        .then(peerInfo => channel.push(peerInfo), (err: unknown) => {
+          if (!signal.aborted) this.#log.debug({ err, peer: id }, 'p2p: provider unreachable')
+        })
+        .finally(() => pending.delete(task))
+      pending.add(task)
+    }
     try {
-      for await (const event of this.#libp2p.services.dht.findProviders(cid, { signal })) {
-        if (event.name !== 'PROVIDER') continue
-        for (const provider of event.providers) {
-          const id = provider.id.toString()
-          if (seen.has(id)) continue
-          seen.add(id)
-          const info = this.#connected.has(id) ? this.#info.get(id) : undefined
-          if (info !== undefined) {
-            channel.push(info)
-            continue
-          }
-          // not connected or not known yet: ask it (which also proves it is alive), in parallel; the
-          // request outlives this lookup if it must, so its answer is cached for the next one
-          const task = this.#peerInfo(provider)
-            .then(peerInfo => channel.push(peerInfo), (err: unknown) => {
-              if (!signal.aborted) this.#log.debug({ err, peer: id }, 'p2p: provider unreachable')
-            })
-            .finally(() => pending.delete(task))
-          pending.add(task)
+      const local = await this.#localProviders(key, cid, signal)
+      for (const id of local ?? []) offer({ id, multiaddrs: [] })
+      // With fewer peers than a k-bucket holds, every announcement reached every node: what this node
+      // holds is the whole answer, and a walk would only ask the others the same question.
+      if (local === undefined || !this.#knowsWholeCluster()) {
+        for await (const event of this.#libp2p.services.dht.findProviders(cid, { signal })) {
+          if (event.name !== 'PROVIDER') continue
+          for (const provider of event.providers) offer(provider)
         }
       }
     } catch (err) {
@@ -372,8 +406,9 @@ class Libp2pRouterImpl implements Libp2pRouter {
       }
       const bounded = linkSignals([this.#shutdown.signal], this.#config.infoTimeoutMs)
       try {
-        const info = await requestPeerInfo(this.#libp2p, this.#infoProtocol, provider.id, bounded.signal)
+        const { info, peers } = await requestPeerInfo(this.#libp2p, this.#infoProtocol, provider.id, bounded.signal)
         this.#remember(info)
+        if (this.#knowsWholeCluster()) this.#meet(peers)
         return info
       } finally {
         bounded.dispose()
@@ -407,6 +442,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
     }
     // learn its registry address now so lookups answer from the cache
     this.#learnInfo(peerId)
+    if (this.#knowsWholeCluster()) this.#learnHoldings(peerId)
   }
 
   /** Fetches a connected peer's info in the background, at most every INFO_RETRY_MS after a failure. */
@@ -428,6 +464,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
   #onPeerDisconnect (peerId: PeerId): void {
     const id = peerId.toString()
     this.#infoFailedAt.delete(id)
+    this.#holdings.delete(id)
     if (!this.#connected.delete(id) || this.#closed) return
     if (this.#connected.size === 0 && this.#config.targets.length > 0) {
       this.#log.warn({ peer: id }, 'p2p: lost the last peer; bootstrapping again')
@@ -436,8 +473,103 @@ class Libp2pRouterImpl implements Libp2pRouter {
   }
 
   #routingTableSize (): number {
-    const dht = this.#libp2p.services.dht as KadDHT & { routingTable?: { size?: number } }
-    return dht.routingTable?.size ?? 0
+    return this.#dhtInternals().routingTable?.size ?? 0
+  }
+
+  /** Whether the routing table holds fewer peers than a k-bucket, i.e. announcements go to every node. */
+  #knowsWholeCluster (): boolean {
+    const table = this.#dhtInternals().routingTable
+    return table?.kBucketSize !== undefined && table.size !== undefined && table.size < table.kBucketSize
+  }
+
+  /** Provider records this node holds for `cid` (its own and those others announced to it), without asking anyone. */
+  async #localProviders (key: string, cid: CID, signal: AbortSignal): Promise<PeerId[] | undefined> {
+    const providers = this.#dhtInternals().providers
+    if (typeof providers?.getProviders !== 'function') return undefined
+    const found = await providers.getProviders(cid, { signal })
+    const oldest = Date.now() - this.#config.recordTtlMs
+    for (const [id, held] of this.#holdings) {
+      if (held.at >= oldest && held.keys.has(key) && this.#connected.has(id)) found.push(peerIdFromString(id))
+    }
+    return found
+  }
+
+  // ---- a small cluster's full mesh and shared knowledge ----
+
+  /** Asks a connected peer which keys it announces (once per connection), for lookups answered locally. */
+  #learnHoldings (peerId: PeerId): void {
+    const id = peerId.toString()
+    const bounded = linkSignals([this.#shutdown.signal], DEFAULTS.holdingsTimeoutMs)
+    requestHoldings(this.#libp2p, this.#holdingsProtocol, peerId, bounded.signal, { maxKeys: DEFAULTS.maxHoldingsPerPeer })
+      .then((keys) => {
+        if (this.#connected.has(id)) this.#holdings.set(id, { at: Date.now(), keys: new Set(keys) })
+      }, (err: unknown) => {
+        if (!this.#closed) this.#log.debug({ err, peer: id }, 'p2p: could not fetch peer holdings')
+      })
+      .finally(() => bounded.dispose())
+  }
+
+  /** Multiaddrs (with `/p2p/<id>`) of the flotilla peers connected now, loopback ones only when a peer has no other. */
+  async #peerAddresses (): Promise<string[]> {
+    const out: string[] = []
+    for (const id of this.#connected) {
+      const peer = await this.#libp2p.peerStore.get(peerIdFromString(id)).catch(() => undefined)
+      if (peer === undefined) continue
+      const all = peer.addresses.map(({ multiaddr: ma }) => ma).filter((ma) => hostPortOf(ma) !== undefined)
+      const outside = all.filter((ma) => !isLoopback(ma))
+      for (const ma of (outside.length > 0 ? outside : all).slice(0, DEFAULTS.addressesPerPeer)) {
+        out.push(ma.getComponents().some((c) => c.name === 'p2p') ? ma.toString() : `${ma.toString()}/p2p/${id}`)
+      }
+    }
+    return out
+  }
+
+  /** Dials the listed nodes we are not connected to (a few at a time); failures only cost a debug line. */
+  #meet (addresses: readonly string[]): void {
+    const byPeer = new Map<string, Multiaddr[]>()
+    for (const text of addresses) {
+      let ma: Multiaddr
+      try {
+        ma = multiaddr(text)
+      } catch {
+        continue
+      }
+      const id = ma.getComponents().findLast((c) => c.name === 'p2p')?.value
+      if (id === undefined || id === this.#self.id || this.#connected.has(id) || this.#meeting.has(id)) continue
+      byPeer.set(id, [...(byPeer.get(id) ?? []), ma])
+    }
+    for (const [id, mas] of byPeer) {
+      if (this.#closed || this.#meeting.size >= DEFAULTS.meetConcurrency) return
+      const failedAt = this.#infoFailedAt.get(id)
+      if (failedAt !== undefined && Date.now() - failedAt < DEFAULTS.infoRetryMs) continue
+      this.#meeting.add(id)
+      const bounded = linkSignals([this.#shutdown.signal], this.#config.dialTimeoutMs)
+      this.#libp2p.dial(mas, { signal: bounded.signal })
+        .catch((err: unknown) => {
+          if (this.#closed) return
+          this.#infoFailedAt.set(id, Date.now())
+          this.#log.debug({ err, peer: id }, 'p2p: could not dial a peer another node listed')
+        })
+        .finally(() => {
+          bounded.dispose()
+          this.#meeting.delete(id)
+        })
+    }
+  }
+
+  /** Now and then, asks one random peer whom it is connected to (which meets the ones we missed). */
+  #refreshMesh (): void {
+    if (this.#closed || this.#connected.size === 0 || !this.#knowsWholeCluster()) return
+    const ids = [...this.#connected]
+    const id = ids[Math.floor(Math.random() * ids.length)] as string
+    this.#peerInfo({ id: peerIdFromString(id), multiaddrs: [] }).catch((err: unknown) => {
+      if (!this.#closed) this.#log.debug({ err, peer: id }, 'p2p: mesh refresh failed')
+    })
+  }
+
+  /** kad-dht's routing table and provider store: public fields of its KadDHT class, not of the interface. */
+  #dhtInternals (): DhtInternals {
+    return this.#libp2p.services.dht as KadDHT & DhtInternals
   }
 
   // ---- advertising ----
@@ -486,4 +618,9 @@ class Libp2pRouterImpl implements Libp2pRouter {
     await this.#provide(cids)
     this.#log.debug({ keys: cids.length, ms: Date.now() - started }, 'p2p: re-advertised keys')
   }
+}
+
+function isLoopback (ma: Multiaddr): boolean {
+  const host = hostPortOf(ma)?.host
+  return host !== undefined && (host.startsWith('127.') || host === '::1')
 }

@@ -208,13 +208,14 @@ void describe('peer to peer across network namespaces (issue 4)', { timeout: 300
     assert.ok(node !== undefined)
     const script = `
       const lat = []
-      for (let i = 0; i < 200; i++) {
+      // the first 20 warm up connections to the owners and the JIT; the next 200 are recorded
+      for (let i = -20; i < 200; i++) {
         const d = 'sha256:' + [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, '0')).join('')
         const t = performance.now()
         const r = await fetch('http://127.0.0.1:5000/v2/${REPO}/blobs/' + d)
         await r.arrayBuffer()
         if (r.status !== 404) { console.log(JSON.stringify({ status: r.status })); process.exit(1) }
-        lat.push(performance.now() - t)
+        if (i >= 0) lat.push(performance.now() - t)
       }
       lat.sort((a, b) => a - b)
       const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]
@@ -223,8 +224,8 @@ void describe('peer to peer across network namespaces (issue 4)', { timeout: 300
     assert.equal(r.code, 0, r.stdout + r.stderr)
     const stats = JSON.parse(r.stdout.trim()) as { p50: number, p90: number, p99: number, max: number }
     console.log(`# miss latency over 200 requests: p50 ${stats.p50.toFixed(1)} ms, p90 ${stats.p90.toFixed(1)} ms, p99 ${stats.p99.toFixed(1)} ms, max ${stats.max.toFixed(1)} ms`)
-    // The target is p99 < 20 ms (BENCHMARKS.md has the figures); on two shared cores with five agents under
-    // tsx the requester path measures ~20 ms p50 / ~60 ms p99. This bound catches stalls and regressions.
+    // The target is p99 < 20 ms: bench/p2p-miss.ts measures it (BENCHMARKS.md). Agents here run under tsx on
+    // two shared cores next to the test runner, so this bound only catches stalls and gross regressions.
     assert.ok(stats.p99 < 150, `p99 ${stats.p99} ms`)
     assert.ok(stats.p50 < 40, `p50 ${stats.p50} ms`)
   })

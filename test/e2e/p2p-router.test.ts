@@ -173,8 +173,11 @@ void describe('libp2p router across processes', { timeout: 120_000 }, () => {
     assert.deepEqual(new Set(statusA.peers.map(p => p.id)), new Set([b.id, c.id, d.id]))
     const fromB = (await b.status()).peers.find(p => p.id === a.id)
     assert.deepEqual(fromB, { id: a.id, httpAddress: '127.0.0.1:7001', zone: 'zone-a' })
+    // B, C and D were told only of A: A's peer list brings them together (a small cluster is a full mesh)
+    const meshMs = await waitFor('B, C and D to see each other', async () =>
+      (await Promise.all([b, c, d].map(node => node.status()))).every(s => s.peers.length === 3), 20_000)
     t.diagnostic(`createLibp2pRouter: ${[a, b, c, d].map(n => `${n.name} ${n.started.startMs} ms`).join(', ')}`)
-    t.diagnostic(`all ready ${ms(readyMs)} after the last start`)
+    t.diagnostic(`all ready ${ms(readyMs)} after the last start; full mesh ${ms(meshMs)} later`)
   })
 
   void test('C finds A as provider of a digest with A\'s httpAddress and zone', { timeout: 30_000 }, async (t) => {
@@ -205,6 +208,21 @@ void describe('libp2p router across processes', { timeout: 120_000 }, () => {
     assert.deepEqual(new Set(found.providers.map(p => p.id)), new Set([c.id, d.id]))
     assert.deepEqual(found.providers.find(p => p.id === c.id), { id: c.id, httpAddress: '127.0.0.1:7003' })
     t.diagnostic(`tag with 2 providers: first ${ms(found.firstMs)}, all ${ms(found.totalMs)}`)
+  })
+
+  void test('a node that joins later finds what was announced before it came, without a walk', { timeout: 30_000 }, async (t) => {
+    // digest(100..119) were announced by B before E existed: Kademlia gave those records to the others only
+    const e = await start('e', config('e', 7005, { bootstrap: [c.bareAddress] }))
+    const foundMs = await waitFor('E to find B\'s keys', async () => {
+      const found = await e.request<FindResult>('find', { key: digest(105), timeoutMs: 1_000 })
+      return found.providers.some(p => p.id === b.id)
+    }, 15_000)
+    const found = await e.request<FindResult>('find', { key: digest(119), timeoutMs: 1_000 })
+    assert.deepEqual(found.providers.map(p => p.id), [b.id])
+    const miss = await e.request<FindResult>('find', { key: digest(998), timeoutMs: 1_000 })
+    assert.deepEqual(miss.providers, [])
+    t.diagnostic(`found ${ms(foundMs)} after E started; next find ${ms(found.totalMs)}, a miss ${ms(miss.totalMs)} (answered from what E holds)`)
+    await e.close()
   })
 
   void test('never returns itself, and a miss ends within its deadline', { timeout: 30_000 }, async (t) => {
