@@ -31,8 +31,11 @@ export interface Daemon {
   close (): Promise<void>
 }
 
-/** The composition root: the only place adapters are built and wired together. */
-export async function startDaemon (config: Config, logger: Logger): Promise<Daemon> {
+/**
+ * The composition root: the only place adapters are built and wired together. `env` is the process
+ * environment, read only for what the configuration cannot know (the Kubernetes node the agent runs on).
+ */
+export async function startDaemon (config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Daemon> {
   const lock = await lockDataDir(config.dataDir)
   const cleanups: Array<() => Promise<void>> = [lock.release]
   const cleanup = async (): Promise<void> => {
@@ -49,7 +52,7 @@ export async function startDaemon (config: Config, logger: Logger): Promise<Daem
     })
     cleanups.push(async () => { await upstream.close() })
     const metrics = new Metrics()
-    const p2p = config.p2p.listen === undefined ? undefined : await startP2p(config, store, tags, logger)
+    const p2p = config.p2p.listen === undefined ? undefined : await startP2p(config, store, tags, logger, env)
     if (p2p !== undefined) cleanups.push(p2p.close)
     const localSources: ContentSource[] = []
     if (config.containerd.socket !== undefined) {
@@ -140,7 +143,7 @@ interface P2p {
 }
 
 /** The peer-to-peer side: libp2p router (loaded only when configured), peer fetching and advertising. */
-async function startP2p (config: Config, store: BlobStore, tags: TagIndex, logger: Logger): Promise<P2p> {
+async function startP2p (config: Config, store: BlobStore, tags: TagIndex, logger: Logger, env: NodeJS.ProcessEnv): Promise<P2p> {
   const p2pConfig = config.p2p
   if (p2pConfig.listen === undefined) throw new TypeError('p2p.listen is required')
   if (p2pConfig.clusterKeyFile === undefined) {
@@ -158,16 +161,19 @@ async function startP2p (config: Config, store: BlobStore, tags: TagIndex, logge
   const { PeerContent } = await import('./p2p/peer-content.js')
   const { ContentAdvertiser } = await import('./p2p/content-advertiser.js')
   const { defaultPeerAddress } = await import('./p2p/peer-address.js')
+  const { zoneFromNodeLabel } = await import('./p2p/node-zone.js')
   const p2pLogger = logger.child({ component: 'p2p' })
+  // A configured zone (file, env or flag) wins; on Kubernetes the node's zone label is the fallback.
+  const zone = p2pConfig.zone ?? await zoneFromNodeLabel(env, p2pLogger)
   const router = await createLibp2pRouter({
     listen: p2pConfig.listen, bootstrap: p2pConfig.bootstrap, clusterKey,
     identityFile: join(config.dataDir, 'p2p-identity.key'),
     httpAddress: p2pConfig.peerAddress ?? defaultPeerAddress(p2pConfig.listen, config.listen),
-    ...(p2pConfig.zone === undefined ? {} : { zone: p2pConfig.zone }),
+    ...(zone === undefined ? {} : { zone }),
     logger: p2pLogger,
   })
   const token = peerToken(clusterKey)
-  const content = new PeerContent({ router, token, logger: p2pLogger, ...(p2pConfig.zone === undefined ? {} : { zone: p2pConfig.zone }) })
+  const content = new PeerContent({ router, token, logger: p2pLogger, ...(zone === undefined ? {} : { zone }) })
   const p2p: P2p = {
     router, content, token,
     advertise: async (localSources) => {
