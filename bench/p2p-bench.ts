@@ -194,7 +194,7 @@ class Bench {
     const sizes = [this.image.indexSize, m.size, m.configSize, ...m.layers.map((l) => l.size)]
     const started = performance.now()
     const done = await Promise.all(agents.map(async (a, i) => {
-      const results = await curlGet(urls, { netns: this.host(i + 1).ns, maxTimeS: 120, headers: [`Accept: ${OCI_INDEX}, ${OCI_MANIFEST}`] })
+      const results = await curlGet(urls, { netns: this.host(i + 1).ns, maxTimeS: 600, headers: [`Accept: ${OCI_INDEX}, ${OCI_MANIFEST}`] })
       const seconds = (performance.now() - started) / 1000
       results.forEach((r, j) => {
         if (r.status !== 200 || r.bytes !== sizes[j]) throw new Error(`${a.name}: GET ${r.url}: status ${r.status}, ${r.bytes} of ${sizes[j]} bytes`)

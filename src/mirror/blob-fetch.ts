@@ -27,6 +27,8 @@ const READ_CHUNK = 256 << 10
 /** Recent bytes kept in memory for readers that keep up, and how far the disk may trail the network. */
 const RECENT_BYTES = 8 << 20
 const MAX_PENDING = 4 << 20
+/** Received bytes are written once this many are pending (or the source ends): few, large writes. */
+const WRITE_BATCH = 1 << 20
 
 export class BlobFetchError extends Error {
   override readonly name = 'BlobFetchError'
@@ -147,12 +149,16 @@ export class BlobFetch {
     this.#received += chunk.byteLength
     this.#pending.push(chunk)
     this.#pendingBytes += chunk.byteLength
-    if (this.#flushing === undefined) {
-      this.#flushing = this.#drain().finally(() => { this.#flushing = undefined })
-      // A write error surfaces where the fetch awaits #flush(); this only keeps it from being unhandled.
-      this.#flushing.catch(() => {})
-    }
+    // Readers take recent bytes from memory (the window outlasts a batch), so the disk can wait for a batch.
+    if (this.#pendingBytes >= WRITE_BATCH) this.#startDrain()
     this.#notify()
+  }
+
+  #startDrain (): void {
+    if (this.#flushing !== undefined || this.#pending.length === 0) return
+    this.#flushing = this.#drain().finally(() => { this.#flushing = undefined })
+    // A write error surfaces where the fetch awaits #flush(); this only keeps it from being unhandled.
+    this.#flushing.catch(() => {})
   }
 
   /** Writes pending chunks in batches until none are left; the first write error fails the fetch. */
@@ -162,15 +168,16 @@ export class BlobFetch {
       const n = this.#pendingBytes
       this.#pending = []
       this.#pendingBytes = 0
-      await (this.#writer as BlobWriter).write(batch.length === 1 ? batch[0] as Buffer : Buffer.concat(batch, n))
+      await (this.#writer as BlobWriter).writev(batch)
       this.#written += n
       this.#recent.trim(this.#written)
       this.#notify()
     }
   }
 
-  /** Waits until everything received is written (rethrowing a write error). */
+  /** Writes everything received and waits for it (rethrowing a write error). */
   async #flush (): Promise<void> {
+    this.#startDrain()
     while (this.#flushing !== undefined) await this.#flushing
   }
 

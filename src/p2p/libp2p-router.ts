@@ -245,7 +245,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
 
   async start (): Promise<void> {
     const libp2p = this.#libp2p
-    await libp2p.handle(this.#infoProtocol, createInfoHandler(async () => encodePeerInfo(this.#self, await this.#peerAddresses()), this.#config.infoTimeoutMs), { maxInboundStreams: 64 })
+    await libp2p.handle(this.#infoProtocol, createInfoHandler(async () => encodePeerInfo(this.#self, this.#knowsWholeCluster() ? await this.#peerAddresses() : []), this.#config.infoTimeoutMs), { maxInboundStreams: 64 })
     await libp2p.handle(this.#holdingsProtocol, createHoldingsHandler(() => this.#advertised.keys(), DEFAULTS.holdingsTimeoutMs), { maxInboundStreams: 16 })
     // fires after identify shows the peer speaks our info protocol, i.e. it is a flotilla node of this cluster
     await libp2p.register(this.#infoProtocol, {

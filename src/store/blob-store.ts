@@ -18,6 +18,8 @@ export interface BlobWriter {
   /** Bytes accepted so far. */
   readonly written: number
   write (chunk: Uint8Array): Promise<void>
+  /** Several chunks in order, as one write where the store can (no copy into one buffer). */
+  writev (chunks: readonly Uint8Array[]): Promise<void>
   /** Reads back bytes already written, while the writer is open (to stream a download to late joiners). */
   readBack (position: number, length: number): Promise<Buffer>
   /** Verifies digest (and size when it was given) and publishes atomically; throws DigestMismatchError otherwise. */

@@ -93,6 +93,28 @@ export class FsBlobStore implements BlobStore {
           off += bytesWritten
         }
       },
+      writev: async (chunks) => {
+        if (state !== 'open') throw new Error('blob writer is closed')
+        const position = verifier.size
+        let total = 0
+        for (const chunk of chunks) {
+          verifier.update(chunk)
+          total += chunk.byteLength
+        }
+        let done = (await fh.writev(chunks as Uint8Array[], position)).bytesWritten
+        // A short vectored write (rare on files): the rest goes out chunk by chunk.
+        while (done < total) {
+          let start = 0
+          for (const chunk of chunks) {
+            if (done < start + chunk.byteLength) {
+              const from = done - start
+              done += (await fh.write(chunk, from, chunk.byteLength - from, position + done)).bytesWritten
+              break
+            }
+            start += chunk.byteLength
+          }
+        }
+      },
       readBack: async (position, length) => {
         if (state !== 'open') throw new Error('blob writer is closed')
         const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, verifier.size - position)))

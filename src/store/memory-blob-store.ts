@@ -34,6 +34,13 @@ export class MemoryBlobStore implements BlobStore {
         verifier.update(chunk)
         chunks.push(Buffer.from(chunk))
       },
+      writev: async (parts) => {
+        if (chunks === undefined) throw new Error('blob writer is closed')
+        for (const part of parts) {
+          verifier.update(part)
+          chunks.push(Buffer.from(part))
+        }
+      },
       readBack: async (position, length) => {
         if (chunks === undefined) throw new Error('blob writer is closed')
         return Buffer.concat(chunks).subarray(position, position + length)

@@ -92,6 +92,21 @@ export function runBlobStoreConformance (name: string, makeStore: () => Promise<
       assert.deepEqual(await collect(await store.open(digest, { start: 65_000, end: 99_999 })), body.subarray(65_000))
     }))
 
+    test('writev takes several chunks in order, mixed with write; readBack sees them', withStore(async ({ store }) => {
+      const body = bytesOf(300_000)
+      const digest = digestOf(body)
+      const w = await store.begin(digest, body.byteLength)
+      await w.writev([body.subarray(0, 10), body.subarray(10, 70_000), body.subarray(70_000, 70_001)])
+      await w.write(body.subarray(70_001, 200_000))
+      await w.writev([body.subarray(200_000, 250_000), body.subarray(250_000)])
+      await w.writev([])
+      assert.equal(w.written, body.byteLength)
+      assert.deepEqual(await w.readBack(9, 3), body.subarray(9, 12))
+      assert.deepEqual(await w.readBack(249_990, 20), body.subarray(249_990, 250_010))
+      assert.deepEqual(await w.commit(), { digest, size: body.byteLength })
+      assert.deepEqual(await store.read(digest), body)
+    }))
+
     test('an unknown digest is absent everywhere', withStore(async ({ store }) => {
       const digest = digestOf(Buffer.from('nothing'))
       assert.equal(await store.stat(digest), undefined)
