@@ -110,6 +110,7 @@ async function totalCpuSeconds (pids: readonly number[]): Promise<number> {
 
 class Bench {
   readonly #agentsByRun: DistAgent[] = []
+  #runs = 0
   #upstream: ProcessHandle | undefined
 
   constructor (
@@ -238,9 +239,10 @@ class Bench {
   }
 
   async run (n: number, mode: Mode): Promise<RunResult> {
-    const runDir = join(this.workDir, `run-${n}-${mode}`)
+    // A fresh directory per run: agents must start with empty stores (mkdir fails if it exists).
+    const runDir = join(this.workDir, `run-${++this.#runs}-${n}-${mode}`)
     log(`N=${n} ${mode}: starting ${n} agent(s)`)
-    await mkdir(runDir, { recursive: true })
+    await mkdir(runDir)
     try {
       const agents = await this.startAgents(n, mode, runDir)
       const mesh = mode === 'p2p' && n > 1 ? await this.waitForMesh(agents) : undefined
