@@ -213,6 +213,8 @@ class Libp2pRouterImpl implements Libp2pRouter {
   readonly #holdings = new Map<string, { readonly at: number, readonly keys: ReadonlySet<string> }>()
   /** Peers being dialed because another node listed them (full mesh of a small cluster). */
   readonly #meeting = new Set<string>()
+  /** Listed peers we could not dial, and when (they are not dialed again before INFO_RETRY_MS). */
+  readonly #dialFailedAt = new Map<string, number>()
   #meshTimer: NodeJS.Timeout | undefined
   readonly #shutdown = new AbortController()
   readonly #bootstrapper: Bootstrapper
@@ -433,6 +435,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
   #onPeerConnect (peerId: PeerId): void {
     const id = peerId.toString()
     if (this.#closed || this.#connected.has(id)) return
+    this.#dialFailedAt.delete(id)
     const wasAlone = this.#connected.size === 0
     this.#connected.add(id)
     if (wasAlone) {
@@ -526,6 +529,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
 
   /** Dials the listed nodes we are not connected to (a few at a time); failures only cost a debug line. */
   #meet (addresses: readonly string[]): void {
+    for (const [id, at] of this.#dialFailedAt) if (Date.now() - at >= DEFAULTS.infoRetryMs) this.#dialFailedAt.delete(id)
     const byPeer = new Map<string, Multiaddr[]>()
     for (const text of addresses) {
       let ma: Multiaddr
@@ -540,14 +544,13 @@ class Libp2pRouterImpl implements Libp2pRouter {
     }
     for (const [id, mas] of byPeer) {
       if (this.#closed || this.#meeting.size >= DEFAULTS.meetConcurrency) return
-      const failedAt = this.#infoFailedAt.get(id)
-      if (failedAt !== undefined && Date.now() - failedAt < DEFAULTS.infoRetryMs) continue
+      if (this.#dialFailedAt.has(id)) continue
       this.#meeting.add(id)
       const bounded = linkSignals([this.#shutdown.signal], this.#config.dialTimeoutMs)
       this.#libp2p.dial(mas, { signal: bounded.signal })
         .catch((err: unknown) => {
           if (this.#closed) return
-          this.#infoFailedAt.set(id, Date.now())
+          this.#dialFailedAt.set(id, Date.now())
           this.#log.debug({ err, peer: id }, 'p2p: could not dial a peer another node listed')
         })
         .finally(() => {
