@@ -53,6 +53,11 @@ export interface Libp2pRouterOptions {
   protocolPrefix?: string
   /** How often a small cluster's node asks a random peer whom it knows, and dials those it does not (full mesh). */
   meshIntervalMs?: number
+  /**
+   * Kademlia's k (default 20): announcements go to the k nodes nearest a key, and a node with fewer peers
+   * than k answers lookups from its own records. Tests lower it to exercise a large cluster's DHT walks.
+   */
+  kBucketSize?: number
 }
 
 const DEFAULTS = {
@@ -117,6 +122,7 @@ export async function createLibp2pRouter (options: Libp2pRouterOptions): Promise
       dht: kadDHT({
         protocol: `${prefix}/kad/1.0.0`,
         clientMode: false,
+        ...(options.kBucketSize === undefined ? {} : { kBucketSize: options.kBucketSize }),
         // cluster addresses are private: keep them, drop public ones
         peerInfoMapper: removePublicAddressesMapper,
         reprovide: {
@@ -165,6 +171,7 @@ function validate (options: Libp2pRouterOptions): Config {
   if (hostPort === undefined || !listen.getComponents().some(c => c.name === 'ip4' || c.name === 'ip6')) {
     throw new TypeError(`invalid p2p listen address ${JSON.stringify(options.listen)}: expected /ip4/<ip>/tcp/<port> or /ip6/<ip>/tcp/<port>`)
   }
+  if (options.kBucketSize !== undefined && (!Number.isInteger(options.kBucketSize) || options.kBucketSize < 1)) throw new TypeError('kBucketSize must be a positive integer')
   if (!isHostPort(options.httpAddress)) throw new TypeError(`httpAddress must be host:port, got ${JSON.stringify(options.httpAddress)}`)
   if (options.zone !== undefined && (options.zone.length === 0 || options.zone.length > 253)) throw new TypeError('zone must be 1–253 characters')
   const positive = (name: string, value: number | undefined, fallback: number): number => {

@@ -225,6 +225,26 @@ void describe('libp2p router across processes', { timeout: 120_000 }, () => {
     await e.close()
   })
 
+  void test('past a k-bucket of peers (k lowered to 2) lookups walk the DHT and still find, and miss in time', { timeout: 40_000 }, async (t) => {
+    const k = { kBucketSize: 2 }
+    const w1 = await start('w1', config('w1', 7021, k))
+    const [w2, w3, w4] = await Promise.all([7022, 7023, 7024].map(async (port, i) =>
+      await start(`w${i + 2}`, config(`w${i + 2}`, port, { ...k, bootstrap: [w1.bareAddress] })))) as [RouterNode, RouterNode, RouterNode]
+    const walkers = [w1, w2, w3, w4]
+    await waitFor('the walkers ready', async () => (await Promise.all(walkers.map(node => node.status()))).every(s => s.ready), 15_000)
+    const key = digest(5151)
+    await w2.request('advertise', { keys: [key] })
+    const foundMs = await waitFor('w4 to find w2 by walking', async () => {
+      const found = await w4.request<FindResult>('find', { key, timeoutMs: 2_000 })
+      return found.providers.some(p => p.id === w2.id)
+    }, 15_000)
+    const miss = await w3.request<FindResult>('find', { key: digest(5152), timeoutMs: 1_000 })
+    assert.deepEqual(miss.providers, [])
+    assert.ok(miss.totalMs < 1_500, `miss took ${ms(miss.totalMs)}`)
+    t.diagnostic(`k=2, 4 nodes: found ${ms(foundMs)} after announcing; a walked miss ${ms(miss.totalMs)}`)
+    await Promise.all(walkers.map(node => node.close()))
+  })
+
   void test('never returns itself, and a miss ends within its deadline', { timeout: 30_000 }, async (t) => {
     const own = await a.request<FindResult>('find', { key: digest(1), timeoutMs: 2_000 })
     assert.deepEqual(own.providers, [])

@@ -18,6 +18,7 @@ export interface NodeConfig {
   bootstrapIntervalMs?: number
   readvertiseIntervalMs?: number
   recordTtlMs?: number
+  kBucketSize?: number
 }
 
 type Request =
@@ -42,6 +43,7 @@ const router = await createLibp2pRouter({
   ...(config.bootstrapIntervalMs === undefined ? {} : { bootstrapIntervalMs: config.bootstrapIntervalMs }),
   ...(config.readvertiseIntervalMs === undefined ? {} : { readvertiseIntervalMs: config.readvertiseIntervalMs }),
   ...(config.recordTtlMs === undefined ? {} : { recordTtlMs: config.recordTtlMs }),
+  ...(config.kBucketSize === undefined ? {} : { kBucketSize: config.kBucketSize }),
   logger: pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'warn' }, pino.destination(2)),
 })
 send({ type: 'started', id: router.self().id, multiaddrs: router.multiaddrs(), startMs: Math.round(performance.now() - t0), rssMiB: rssMiB() })
