@@ -48,6 +48,8 @@ export interface RemoteContent {
   blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }>
   /** A manifest from a peer that holds it; `isPatient` after the upstream failed (a longer lookup budget). */
   manifest (req: MirrorRequest, ref: ManifestRef, accept: string, isPatient: boolean): Promise<{ bytes: Buffer, mediaType: string } | undefined>
+  /** Bytes these sources (BlobSourceAttempt origins) delivered for `digest` did not verify: stop asking them for it. */
+  distrust (digest: Digest, origins: readonly string[]): void
 }
 
 export interface MirrorOptions {
@@ -365,6 +367,8 @@ export class Mirror {
     void fetch.done.then(() => {
       this.#fetches.delete(digest)
       metrics.inflight.dec()
+      // A peer with a corrupt copy must not poison every later pull of this digest.
+      if ((fetch.error as { code?: string } | undefined)?.code === 'ERR_DIGEST_MISMATCH') this.#o.remote?.distrust(digest, fetch.origins)
     })
     return fetch
   }

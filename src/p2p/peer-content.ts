@@ -45,9 +45,15 @@ export class PeerFetchError extends Error {
 }
 
 /** Content on other agents: providers found through the Router, fetched over their registry API. */
+/** How long a peer that sent bytes of a digest that did not verify is not asked for that digest again. */
+const DISTRUST_MS = 10 * 60_000
+const MAX_DISTRUSTED = 10_000
+
 export class PeerContent implements RemoteContent {
   readonly #o: PeerContentOptions
   readonly #agent: Agent
+  /** `digest httpAddress` → until when that peer is not asked for that digest. */
+  readonly #distrusted = new Map<string, number>()
 
   constructor (options: PeerContentOptions) {
     if (options.token === '') throw new TypeError('PeerContent: token must not be empty')
@@ -63,6 +69,29 @@ export class PeerContent implements RemoteContent {
   /** Providers of a key within the budget, same zone first. */
   async providers (key: string, signal: AbortSignal): Promise<PeerInfo[]> {
     return await this.#providersWithin(key, signal, this.#o.findBudgetMs ?? 5)
+  }
+
+  distrust (digest: Digest, origins: readonly string[]): void {
+    const until = Date.now() + DISTRUST_MS
+    for (const origin of origins.flatMap((o) => o.split('|'))) {
+      const m = /^peer:(.+?)(?::owner)?$/.exec(origin)
+      if (m === null) continue
+      this.#o.logger.warn({ digest, peer: m[1] }, `peer sent bytes that do not hash to the digest; not asking it for this digest for ${DISTRUST_MS / 60_000} min`)
+      this.#distrusted.delete(`${digest} ${m[1] as string}`)
+      this.#distrusted.set(`${digest} ${m[1] as string}`, until)
+    }
+    for (const [key, expires] of this.#distrusted) {
+      if (this.#distrusted.size <= MAX_DISTRUSTED && expires > Date.now()) break
+      this.#distrusted.delete(key)
+    }
+  }
+
+  #isTrusted (digest: Digest, peer: PeerInfo): boolean {
+    const until = this.#distrusted.get(`${digest} ${peer.httpAddress}`)
+    if (until === undefined) return true
+    if (until > Date.now()) return false
+    this.#distrusted.delete(`${digest} ${peer.httpAddress}`)
+    return true
   }
 
   async #providersWithin (key: string, signal: AbortSignal, budgetMs: number): Promise<PeerInfo[]> {
@@ -98,11 +127,11 @@ export class PeerContent implements RemoteContent {
     // After the upstream failed, look with a patient budget (a node that just joined finds slowly).
     const last = [this.#laterHolders(req, digest)]
     if (isOwner) return { first: [], last }
-    const found = await this.providers(digest, req.signal)
+    const found = (await this.providers(digest, req.signal)).filter((p) => this.#isTrusted(digest, p))
     const holders = found.map((p) => this.#blobAttempt(p, req, digest, 'local'))
     // A slow first holder is hedged with the second; the rest stay in line for resuming.
     if (holders.length >= 2) holders.splice(0, 2, hedge(holders[0] as BlobSourceAttempt, holders[1] as BlobSourceAttempt, this.#o.hedgeAfterMs ?? 250))
-    if (holders.length > 0 || owner === undefined) return { first: holders, last }
+    if (holders.length > 0 || owner === undefined || !this.#isTrusted(digest, owner)) return { first: holders, last }
     return { first: [this.#blobAttempt(owner, req, digest, 'owner')], last }
   }
 
@@ -110,7 +139,7 @@ export class PeerContent implements RemoteContent {
     return {
       origin: 'peers',
       open: async (offset, signal) => {
-        const found = await this.#providersWithin(digest, signal, this.#o.fallbackFindMs ?? 3000)
+        const found = (await this.#providersWithin(digest, signal, this.#o.fallbackFindMs ?? 3000)).filter((p) => this.#isTrusted(digest, p))
         let lastError: Error = new PeerFetchError(`no peer holds ${digest}`)
         for (const peer of found) {
           try {

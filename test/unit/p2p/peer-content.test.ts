@@ -1,0 +1,118 @@
+// PeerContent with the Mirror: a peer whose copy of a blob does not verify is not asked for it again.
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+import { after, before, describe, test } from 'node:test'
+import { pino } from 'pino'
+import { Metrics } from '../../../src/metrics/metrics.js'
+import { Mirror, type MirrorRequest } from '../../../src/mirror/mirror.js'
+import type { Digest } from '../../../src/oci/index.js'
+import { MemoryRouterNetwork } from '../../../src/p2p/memory-router.js'
+import { PeerContent } from '../../../src/p2p/peer-content.js'
+import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
+import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
+import type { Upstream } from '../../../src/upstream/upstream.js'
+
+const digestOf = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest
+const good = Buffer.alloc(300_000, 7)
+const other = Buffer.alloc(1000, 9)
+const digest = digestOf(good)
+const otherDigest = digestOf(other)
+
+/** A peer that serves every blob it is asked for, but the blob `digest` with wrong bytes of the right length. */
+async function startBadPeer (): Promise<{ server: Server, address: string, asked: string[] }> {
+  const asked: string[] = []
+  const server = createServer((req, res) => {
+    const d = /\/blobs\/(sha256:[0-9a-f]{64})/.exec(req.url ?? '')?.[1]
+    asked.push(d ?? '?')
+    const body = d === digest ? Buffer.alloc(good.byteLength, 1) : d === otherDigest ? other : undefined
+    if (body === undefined) {
+      res.writeHead(404).end()
+      return
+    }
+    res.writeHead(200, { 'content-length': String(body.byteLength) }).end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}`, asked }
+}
+
+function upstreamWith (blobs: Map<string, Buffer>, asked: string[]): Upstream {
+  const unused = async (): Promise<never> => { throw new Error('not used in this test') }
+  return {
+    has: () => true,
+    headManifest: unused,
+    getManifest: unused,
+    passThrough: unused,
+    getBlob: async (_registry, _repository, d) => {
+      asked.push(d)
+      const bytes = blobs.get(d)
+      if (bytes === undefined) throw Object.assign(new Error('not found'), { code: 'ERR_UPSTREAM_NOT_FOUND' })
+      return { status: 200, body: Readable.from([bytes]), length: bytes.byteLength, totalSize: bytes.byteLength }
+    },
+    close: async () => {},
+  }
+}
+
+async function readAll (stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const chunk of stream) parts.push(chunk as Buffer)
+  return Buffer.concat(parts)
+}
+
+void describe('a peer with a corrupt copy', () => {
+  let peer: Awaited<ReturnType<typeof startBadPeer>>
+  let content: PeerContent
+  let mirror: Mirror
+  let store: MemoryBlobStore
+  const upstreamAsked: string[] = []
+  const req: MirrorRequest = { registry: 'registry.test', repository: 'team/app', signal: new AbortController().signal }
+
+  before(async () => {
+    peer = await startBadPeer()
+    const network = new MemoryRouterNetwork()
+    const self = network.join({ id: 'self', httpAddress: '127.0.0.1:1' })
+    const holder = network.join({ id: 'holder', httpAddress: peer.address })
+    await holder.advertise([digest, otherDigest])
+    const logger = pino({ level: 'silent' })
+    content = new PeerContent({ router: self, token: 'test-token', logger, isOwnerRouting: false, findBudgetMs: 1000 })
+    store = new MemoryBlobStore()
+    mirror = new Mirror({
+      store, tags: new MemoryTagIndex(), upstream: upstreamWith(new Map([[digest, good], [otherDigest, other]]), upstreamAsked),
+      remote: content, tagTtlMs: () => 60_000, metrics: new Metrics({ defaultMetrics: false }), logger,
+    })
+  })
+
+  after(async () => {
+    await content.close()
+    await new Promise((resolve) => peer.server.close(resolve))
+  })
+
+  test('the first pull fails and keeps nothing; the next skips that peer for that digest and verifies', { timeout: 15_000 }, async () => {
+    const first = await mirror.getBlob(req, digest)
+    assert.equal(first.source, 'peer')
+    await assert.rejects(readAll(await first.open()), (err: unknown) => (err as { code?: string }).code === 'ERR_DIGEST_MISMATCH')
+    assert.equal(await store.stat(digest), undefined, 'nothing kept')
+    assert.deepEqual(peer.asked, [digest])
+
+    // distrust is recorded when the failed download settles, right after its readers saw the error
+    let second = await mirror.getBlob(req, digest)
+    for (let i = 0; i < 50 && second.source === 'peer'; i++) {
+      await readAll(await second.open()).catch(() => {})
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      second = await mirror.getBlob(req, digest)
+    }
+    assert.equal(second.source, 'upstream')
+    assert.deepEqual(await readAll(await second.open()), good)
+    assert.deepEqual(peer.asked, [digest], 'the corrupt peer was not asked again')
+    assert.deepEqual(upstreamAsked, [digest])
+  })
+
+  test('the same peer is still asked for other digests', { timeout: 15_000 }, async () => {
+    const result = await mirror.getBlob(req, otherDigest)
+    assert.equal(result.source, 'peer')
+    assert.deepEqual(await readAll(await result.open()), other)
+    assert.deepEqual(peer.asked.at(-1), otherDigest)
+  })
+})
