@@ -22,7 +22,7 @@ export interface PeerContentOptions {
   readonly hedgeAfterMs?: number
   /** Budget of the second, patient lookup made once the upstream failed. */
   readonly fallbackFindMs?: number
-  /** Providers asked for at most. */
+  /** Providers asked for at most (default 8); they are tried in random order, same zone first. */
   readonly maxProviders?: number
   readonly connectTimeoutMs?: number
   /** Headers from a peer that owns a digest may wait on its own upstream fetch. */
@@ -66,7 +66,10 @@ export class PeerContent implements RemoteContent {
     })
   }
 
-  /** Providers of a key within the budget, same zone first. */
+  /**
+   * Providers of a key within the budget, same zone first, otherwise in random order: when many nodes pull
+   * one blob, later ones spread over the peers already streaming it instead of all asking the first holder.
+   */
   async providers (key: string, signal: AbortSignal): Promise<PeerInfo[]> {
     return await this.#providersWithin(key, signal, this.#o.findBudgetMs ?? 5)
   }
@@ -96,7 +99,7 @@ export class PeerContent implements RemoteContent {
 
   async #providersWithin (key: string, signal: AbortSignal, budgetMs: number): Promise<PeerInfo[]> {
     const found: PeerInfo[] = []
-    const limit = this.#o.maxProviders ?? 3
+    const limit = this.#o.maxProviders ?? 8
     const budget = AbortSignal.any([signal, AbortSignal.timeout(budgetMs)])
     // The budget is kept strictly: a lookup still walking the DHT is left to wind down on its own.
     await new Promise<void>((resolve) => {
@@ -117,7 +120,7 @@ export class PeerContent implements RemoteContent {
       void walk()
     })
     const zone = this.#o.zone
-    const ranked = [...found]
+    const ranked = shuffle(found)
     return zone === undefined ? ranked : [...ranked.filter((p) => p.zone === zone), ...ranked.filter((p) => p.zone !== zone)]
   }
 
@@ -251,6 +254,15 @@ export function hedge (a: BlobSourceAttempt, b: BlobSourceAttempt, afterMs: numb
       return winner.r
     },
   }
+}
+
+/** Fisher–Yates, in place. */
+function shuffle<T> (items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[items[i], items[j]] = [items[j] as T, items[i] as T]
+  }
+  return items
 }
 
 async function sleep (ms: number): Promise<void> {

@@ -116,3 +116,32 @@ void describe('a peer with a corrupt copy', () => {
     assert.deepEqual(peer.asked.at(-1), otherDigest)
   })
 })
+
+void test('holders are tried in random order, same zone first (many pullers spread over the peers streaming a blob)', { timeout: 15_000 }, async () => {
+  const network = new MemoryRouterNetwork()
+  const self = network.join({ id: 'self', httpAddress: '127.0.0.1:1', zone: 'z1' })
+  const holders = [
+    network.join({ id: 'near-1', httpAddress: '127.0.0.1:2', zone: 'z1' }),
+    network.join({ id: 'near-2', httpAddress: '127.0.0.1:3', zone: 'z1' }),
+    network.join({ id: 'far-1', httpAddress: '127.0.0.1:4', zone: 'z2' }),
+    network.join({ id: 'far-2', httpAddress: '127.0.0.1:5', zone: 'z2' }),
+    network.join({ id: 'far-3', httpAddress: '127.0.0.1:6' }),
+  ]
+  for (const h of holders) await h.advertise([digest])
+  const content = new PeerContent({ router: self, token: 't', zone: 'z1', logger: pino({ level: 'silent' }), findBudgetMs: 1000 })
+  try {
+    const firsts = new Set<string>()
+    const thirds = new Set<string>()
+    for (let i = 0; i < 60; i++) {
+      const found = await content.providers(digest, AbortSignal.timeout(5000))
+      assert.equal(found.length, 5)
+      assert.deepEqual(new Set(found.slice(0, 2).map((p) => p.id)), new Set(['near-1', 'near-2']), 'same zone first')
+      firsts.add(found[0]?.id ?? '')
+      thirds.add(found[2]?.id ?? '')
+    }
+    assert.deepEqual(firsts, new Set(['near-1', 'near-2']))
+    assert.equal(thirds.size, 3, 'the other zones are shuffled too')
+  } finally {
+    await content.close()
+  }
+})
