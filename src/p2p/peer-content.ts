@@ -44,11 +44,11 @@ export class PeerFetchError extends Error {
   }
 }
 
-/** Content on other agents: providers found through the Router, fetched over their registry API. */
 /** How long a peer that sent bytes of a digest that did not verify is not asked for that digest again. */
 const DISTRUST_MS = 10 * 60_000
 const MAX_DISTRUSTED = 10_000
 
+/** Content on other agents: providers found through the Router, fetched over their registry API. */
 export class PeerContent implements RemoteContent {
   readonly #o: PeerContentOptions
   readonly #agent: Agent
