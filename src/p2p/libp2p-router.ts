@@ -20,6 +20,7 @@ import { loadOrCreateIdentity } from './identity.js'
 import { keyToCid } from './key-cid.js'
 import { createHoldingsHandler, holdingsProtocol, requestHoldings } from './holdings-protocol.js'
 import { createInfoHandler, encodePeerInfo, infoProtocol, requestPeerInfo } from './peer-info-protocol.js'
+import { ProviderIndexedDatastore } from './provider-indexed-datastore.js'
 import { isHostPort, type FindProvidersOptions, type PeerInfo, type Router } from './router.js'
 
 export { generateClusterKey, parseClusterKey } from './cluster-key.js'
@@ -102,6 +103,8 @@ export async function createLibp2pRouter (options: Libp2pRouterOptions): Promise
   const prefix = config.protocolPrefix
   const libp2p = await createLibp2p<Services>({
     start: false,
+    // provider lookups read one CID's records instead of scanning them all
+    datastore: new ProviderIndexedDatastore(),
     privateKey: identity.privateKey,
     nodeInfo: { name: 'flotilla' },
     addresses: { listen: [options.listen] },
