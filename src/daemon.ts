@@ -16,6 +16,7 @@ import { FsBlobStore } from './store/fs-blob-store.js'
 import { loadDockerCredentials } from './upstream/docker-credentials.js'
 import { UndiciUpstream } from './upstream/undici-upstream.js'
 import type { ContentAdvertiser } from './p2p/content-advertiser.js'
+import { OwnerFanout } from './p2p/owner-fanout.js'
 import { checkPeerRequest, peerToken } from './p2p/peer-auth.js'
 import type { PeerContent } from './p2p/peer-content.js'
 import type { Router } from './p2p/router.js'
@@ -78,7 +79,10 @@ export async function startDaemon (config: Config, logger: Logger, env: NodeJS.P
       registries: new Set(config.registries.keys()),
       isReady: () => p2p?.router.ready() ?? true,
       beforeScrape: async () => { metrics.peers.set(p2p?.router.peers().length ?? 0) },
-      ...(p2p === undefined ? {} : { checkRequest: (req: IncomingMessage) => checkPeerRequest(req, p2p.token, true) }),
+      ...(p2p === undefined ? {} : {
+        checkRequest: (req: IncomingMessage) => checkPeerRequest(req, p2p.token, true),
+        ownerFanout: new OwnerFanout({ limit: config.p2p.ownerFanout }),
+      }),
     })
     const server: Server = config.tls === undefined
       ? createHttpServer({ keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 0 }, handler)

@@ -24,6 +24,7 @@ export function registerServe (program: Command): void {
     .option('--cluster-key-file <file>', 'pre-shared cluster key (see `flotilla cluster-key`)')
     .option('--zone <name>', "this node's zone; peers in the same zone are preferred")
     .option('--peer-address <host:port>', "how peers reach this agent's registry API")
+    .option('--owner-fanout <n>', 'peers this agent streams a blob it owns to at once; more are sent on to them (default 4)')
     .action(async (opts: Record<string, unknown>) => {
       const overrides: ConfigOverrides = {
         listen: opts.listen as string | undefined,
@@ -42,6 +43,7 @@ export function registerServe (program: Command): void {
         clusterKeyFile: opts.clusterKeyFile as string | undefined,
         zone: opts.zone as string | undefined,
         peerAddress: opts.peerAddress as string | undefined,
+        ownerFanout: opts.ownerFanout as string | undefined,
       }
       const file = (opts.config as string | undefined) ?? process.env.FLOTILLA_CONFIG
       const config = await loadConfig(file === '' ? undefined : file, overrides)

@@ -64,6 +64,8 @@ export const configSchema = z.strictObject({
     clusterKeyFile: z.string().min(1).optional(),
     zone: z.string().min(1).optional(),
     peerAddress: hostPort.optional(),
+    /** Peers this node streams a digest it owns to at once; more are sent on to those peers (a tree). */
+    ownerFanout: z.coerce.number().int().min(1).max(1000).default(4),
   }).prefault({}),
 })
 

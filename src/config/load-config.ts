@@ -28,6 +28,7 @@ export interface ConfigOverrides {
   readonly clusterKeyFile?: string
   readonly zone?: string
   readonly peerAddress?: string
+  readonly ownerFanout?: string
 }
 
 const ENV: ReadonlyArray<[string, keyof ConfigOverrides]> = [
@@ -36,6 +37,7 @@ const ENV: ReadonlyArray<[string, keyof ConfigOverrides]> = [
   ['FLOTILLA_CONTAINERD_SOCKET', 'containerdSocket'], ['FLOTILLA_CONTAINERD_NAMESPACE', 'containerdNamespace'],
   ['FLOTILLA_CONTAINERD_CONTENT_DIR', 'containerdContentDir'], ['FLOTILLA_P2P_LISTEN', 'p2pListen'],
   ['FLOTILLA_CLUSTER_KEY_FILE', 'clusterKeyFile'], ['FLOTILLA_ZONE', 'zone'], ['FLOTILLA_PEER_ADDRESS', 'peerAddress'],
+  ['FLOTILLA_OWNER_FANOUT', 'ownerFanout'],
 ]
 const ENV_LISTS: ReadonlyArray<[string, 'registries' | 'bootstrap']> = [['FLOTILLA_REGISTRIES', 'registries'], ['FLOTILLA_BOOTSTRAP', 'bootstrap']]
 
@@ -71,6 +73,7 @@ function applyOverrides (base: Record<string, unknown>, o: ConfigOverrides): Rec
   if (o.clusterKeyFile !== undefined) sub('p2p').clusterKeyFile = o.clusterKeyFile
   if (o.zone !== undefined) sub('p2p').zone = o.zone
   if (o.peerAddress !== undefined) sub('p2p').peerAddress = o.peerAddress
+  if (o.ownerFanout !== undefined) sub('p2p').ownerFanout = o.ownerFanout
   if (o.registries !== undefined && o.registries.length > 0) {
     const regs: Record<string, unknown> = { ...(c.registries as Record<string, unknown> | undefined ?? defaultRegistriesInput()) }
     for (const pair of o.registries) {

@@ -36,6 +36,10 @@ export class Metrics {
     name: 'flotilla_stale_tag_age_seconds', help: 'Age of the last tag served stale (since last upstream confirmation)',
     labelNames: ['registry'] as const, registers: [this.registry],
   })
+  readonly ownerRedirects = new Counter({
+    name: 'flotilla_p2p_owner_redirects_total', help: 'Peers this owner sent to another peer streaming the blob (fan-out limit reached)', registers: [this.registry],
+  })
+
   readonly peers = new Gauge({
     name: 'flotilla_p2p_peers', help: 'Peers this agent is connected to', registers: [this.registry],
   })

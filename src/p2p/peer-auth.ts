@@ -4,6 +4,11 @@ import type { IncomingMessage } from 'node:http'
 /** Header a peer sends on every request: `<mode> <token>`; its presence is also the loop guard. */
 export const PEER_HEADER = 'x-flotilla-peer'
 
+/** On a request to a digest's owner: the asker's `host:port`, so the owner may send others to it (OwnerFanout). */
+export const PEER_FROM_HEADER = 'x-flotilla-from'
+/** On a request to a digest's owner: serve it yourself, do not send me on (the peer it sent me to failed). */
+export const PEER_DIRECT_HEADER = 'x-flotilla-direct'
+
 /**
  * What a peer asks of us: `local` — answer only from what this node holds or is downloading; `owner` — we
  * own the digest (rendezvous), so fetch it upstream if needed, but never ask other peers.

@@ -5,10 +5,10 @@ import type { BlobSourceAttempt } from '../mirror/blob-fetch.js'
 import type { MirrorRequest, RemoteContent } from '../mirror/mirror.js'
 import type { Digest, ManifestRef } from '../oci/index.js'
 import { MAX_MANIFEST_BYTES } from '../oci/index.js'
-import { PEER_HEADER, peerHeaderValue, type PeerMode } from './peer-auth.js'
+import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, peerHeaderValue, type PeerMode } from './peer-auth.js'
 import { discardBody } from '../upstream/discard-body.js'
 import { rendezvousOwner } from './rendezvous.js'
-import type { PeerInfo, Router } from './router.js'
+import { isHostPort, type PeerInfo, type Router } from './router.js'
 
 export interface PeerContentOptions {
   readonly router: Router
@@ -131,11 +131,12 @@ export class PeerContent implements RemoteContent {
     const last = [this.#laterHolders(req, digest)]
     if (isOwner) return { first: [], last }
     const found = (await this.providers(digest, req.signal)).filter((p) => this.#isTrusted(digest, p))
-    const holders = found.map((p) => this.#blobAttempt(p, req, digest, 'local'))
+    const holders = found.map((p) => this.#holderAttempt(p, req, digest))
     // A slow first holder is hedged with the second; the rest stay in line for resuming.
     if (holders.length >= 2) holders.splice(0, 2, hedge(holders[0] as BlobSourceAttempt, holders[1] as BlobSourceAttempt, this.#o.hedgeAfterMs ?? 250))
     if (holders.length > 0 || owner === undefined || !this.#isTrusted(digest, owner)) return { first: holders, last }
-    return { first: [this.#blobAttempt(owner, req, digest, 'owner')], last }
+    // A broken stream from the owner (or the peer it sent us to) resumes at the owner, not upstream.
+    return { first: [this.#ownerAttempt(owner, req, digest, false), this.#ownerAttempt(owner, req, digest, true)], last }
   }
 
   #laterHolders (req: MirrorRequest, digest: Digest): BlobSourceAttempt {
@@ -146,7 +147,7 @@ export class PeerContent implements RemoteContent {
         let lastError: Error = new PeerFetchError(`no peer holds ${digest}`)
         for (const peer of found) {
           try {
-            return await this.#blobAttempt(peer, req, digest, 'local').open(offset, signal)
+            return await this.#holderAttempt(peer, req, digest).open(offset, signal)
           } catch (err) {
             lastError = err as Error
           }
@@ -164,22 +165,65 @@ export class PeerContent implements RemoteContent {
     return id === self.id ? undefined : peers.find((p) => p.id === id)
   }
 
-  #blobAttempt (peer: PeerInfo, req: MirrorRequest, digest: Digest, mode: PeerMode): BlobSourceAttempt {
+  /** A peer that holds the blob or is downloading it, asked for just that (`local`). */
+  #holderAttempt (peer: PeerInfo, req: MirrorRequest, digest: Digest): BlobSourceAttempt {
     return {
-      origin: `peer:${peer.httpAddress}${mode === 'owner' ? ':owner' : ''}`,
+      origin: `peer:${peer.httpAddress}`,
       open: async (offset, signal) => {
-        const res = await this.#get(peer, `/v2/${req.repository}/blobs/${digest}?ns=${encodeURIComponent(req.registry)}`, mode, signal,
-          offset > 0 ? { range: `bytes=${offset}-` } : {})
-        const expected = offset > 0 ? 206 : 200
-        if (res.statusCode !== expected) {
-          await discardBody(res.body)
-          throw new PeerFetchError(`peer ${peer.httpAddress} answered ${res.statusCode} for ${digest}`,
-            mode === 'owner' && res.statusCode === 404 ? 'ERR_PEER_NOT_FOUND' : 'ERR_PEER_UNAVAILABLE')
-        }
-        return { body: res.body as unknown as Readable, ...totalSize(res) }
+        const opened = await this.#openBlob(peer, req, digest, 'local', offset, signal)
+        if ('redirectTo' in opened) throw new PeerFetchError(`peer ${peer.httpAddress} redirected a local request for ${digest}`)
+        return opened
       },
     }
   }
+
+  /**
+   * Asks the digest's owner, which may send us to a peer already getting the blob (its fan-out limit): then
+   * that peer is asked for what it holds or is downloading, and if it fails, the owner again, told to serve us.
+   * `isDirect` asks the owner to serve us at once (the attempt that resumes a broken stream).
+   */
+  #ownerAttempt (owner: PeerInfo, req: MirrorRequest, digest: Digest, isDirect: boolean): BlobSourceAttempt {
+    return {
+      origin: `peer:${owner.httpAddress}:owner`,
+      open: async (offset, signal) => {
+        const self = this.#o.router.self().httpAddress
+        const opened = await this.#openBlob(owner, req, digest, 'owner', offset, signal, isDirect ? { [PEER_DIRECT_HEADER]: '1' } : { [PEER_FROM_HEADER]: self })
+        if (!('redirectTo' in opened)) return opened
+        if (opened.redirectTo !== self) {
+          try {
+            const relayed = await this.#openBlob({ id: opened.redirectTo, httpAddress: opened.redirectTo }, req, digest, 'local', offset, signal)
+            if (!('redirectTo' in relayed)) return relayed
+          } catch (err) {
+            this.#o.logger.debug({ digest, peer: opened.redirectTo, err: (err as Error).message }, 'peer the owner sent us to failed; asking the owner to serve')
+          }
+        }
+        const direct = await this.#openBlob(owner, req, digest, 'owner', offset, signal, { [PEER_DIRECT_HEADER]: '1' })
+        if ('redirectTo' in direct) throw new PeerFetchError(`owner ${owner.httpAddress} redirected a direct request for ${digest}`)
+        return direct
+      },
+    }
+  }
+
+  async #openBlob (peer: PeerInfo, req: MirrorRequest, digest: Digest, mode: PeerMode, offset: number, signal: AbortSignal, extra: Record<string, string> = {}):
+  Promise<{ body: Readable, totalSize?: number } | { redirectTo: string }> {
+    const res = await this.#get(peer, `/v2/${req.repository}/blobs/${digest}?ns=${encodeURIComponent(req.registry)}`, mode, signal,
+      { ...extra, ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) })
+    if (res.statusCode === 307 && mode === 'owner') {
+      await discardBody(res.body)
+      const location = res.headers.location
+      const to = relayAddress(Array.isArray(location) ? location[0] : location)
+      if (to === undefined) throw new PeerFetchError(`owner ${peer.httpAddress} redirected ${digest} to an invalid location`)
+      return { redirectTo: to }
+    }
+    const expected = offset > 0 ? 206 : 200
+    if (res.statusCode !== expected) {
+      await discardBody(res.body)
+      throw new PeerFetchError(`peer ${peer.httpAddress} answered ${res.statusCode} for ${digest}`,
+        mode === 'owner' && res.statusCode === 404 ? 'ERR_PEER_NOT_FOUND' : 'ERR_PEER_UNAVAILABLE')
+    }
+    return { body: res.body as unknown as Readable, ...totalSize(res) }
+  }
+
 
   async manifest (req: MirrorRequest, ref: ManifestRef, accept: string, isPatient: boolean): Promise<{ bytes: Buffer, mediaType: string } | undefined> {
     const key = ref.kind === 'digest' ? ref.digest : `${req.registry}/${req.repository}:${ref.tag}`
@@ -279,4 +323,15 @@ function totalSize (res: Dispatcher.ResponseData): { totalSize?: number } {
   const len = res.headers['content-length']
   const l = Array.isArray(len) ? len[0] : len
   return l === undefined ? {} : { totalSize: Number(l) }
+}
+
+/** `host:port` of an owner's redirect (`http://host:port/v2/...`), or undefined when it is anything else. */
+function relayAddress (location: string | undefined): string | undefined {
+  if (location === undefined) return undefined
+  try {
+    const url = new URL(location)
+    return url.protocol === 'http:' && url.pathname.startsWith('/v2/') && isHostPort(url.host) ? url.host : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -4,8 +4,10 @@ import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Metrics, RequestKind, RequestResult } from '../metrics/metrics.js'
 import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
-import { normalizeRegistry, normalizeRepository, OciError } from '../oci/index.js'
-import { PEER_HEADER, type PeerMode } from '../p2p/peer-auth.js'
+import { normalizeRegistry, normalizeRepository, OciError, type Digest } from '../oci/index.js'
+import type { FanoutTicket } from '../p2p/owner-fanout.js'
+import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, type PeerMode } from '../p2p/peer-auth.js'
+import { isHostPort } from '../p2p/router.js'
 import { parseApiPath, type ApiRoute } from './api-route.js'
 import { parseRangeHeader } from './range-header.js'
 
@@ -22,6 +24,8 @@ export interface RegistryHandlerOptions {
   readonly beforeScrape?: () => Promise<void>
   /** Admits a request (peer credentials); `mode` says what a peer asked for. Absent: peer requests are refused. */
   readonly checkRequest?: (req: IncomingMessage) => { ok: boolean, mode?: PeerMode }
+  /** Bounds how many peers this node streams a digest it owns to (the rest are sent to those peers). */
+  readonly ownerFanout?: { enter (digest: string, peer: string): FanoutTicket }
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
@@ -129,37 +133,18 @@ async function serveRoute (route: ApiRoute, mreq: MirrorRequest, url: URL, req: 
       return m.source
     }
     case 'blob': {
-      const b = await o.mirror.getBlob(mreq, route.digest)
-      const range = b.size === undefined ? undefined : parseRangeHeader(req.headers.range, b.size)
-      const headers: Record<string, string> = {
-        ...API_HEADERS, 'content-type': 'application/octet-stream', 'docker-content-digest': route.digest, 'accept-ranges': 'bytes', etag: `"${route.digest}"`,
-      }
-      let status = 200
-      if (range !== undefined && b.size !== undefined) {
-        status = 206
-        headers['content-range'] = `bytes ${range.start}-${range.end}/${b.size}`
-        headers['content-length'] = String(range.end - range.start + 1)
-      } else if (b.size !== undefined) {
-        headers['content-length'] = String(b.size)
-      }
-      if (isHead) {
-        res.writeHead(status, headers)
+      const ticket = isHead ? undefined : ownerTicket(route.digest, mreq, req, o)
+      if (ticket?.redirectTo !== undefined) {
+        res.writeHead(307, { ...API_HEADERS, location: `http://${ticket.redirectTo}${url.pathname}${url.search}`, 'content-length': '0' })
         res.end()
-        return b.source
+        o.metrics.ownerRedirects.inc()
+        return 'peer'
       }
-      const body = await b.open(range)
-      res.writeHead(status, headers)
-      let sent = 0
-      body.on('data', (c: Buffer) => { sent += c.byteLength })
       try {
-        await pipeline(body, res)
-      } catch (err) {
-        // A client that has every byte may hang up before our end-of-response: that is a served blob.
-        if (headers['content-length'] === undefined || sent !== Number(headers['content-length'])) throw err
+        return await serveBlob(route.digest, mreq, req, res, o)
       } finally {
-        o.metrics.servedBytes.inc({ source: b.source }, sent)
+        ticket?.leave()
       }
-      return b.source
     }
     case 'tags': {
       const t = await o.mirror.listTags(mreq, url.search.slice(1))
@@ -211,4 +196,52 @@ export function sendError (res: ServerResponse, err: unknown, isHead: boolean, l
   headers['content-length'] = String(Buffer.byteLength(body))
   res.writeHead(status, headers)
   res.end(isHead ? undefined : body)
+}
+
+async function serveBlob (digest: Digest, mreq: MirrorRequest, req: IncomingMessage, res: ServerResponse, o: RegistryHandlerOptions): Promise<RequestResult> {
+  const isHead = req.method === 'HEAD'
+  const b = await o.mirror.getBlob(mreq, digest)
+  const range = b.size === undefined ? undefined : parseRangeHeader(req.headers.range, b.size)
+  const headers: Record<string, string> = {
+    ...API_HEADERS, 'content-type': 'application/octet-stream', 'docker-content-digest': digest, 'accept-ranges': 'bytes', etag: `"${digest}"`,
+  }
+  let status = 200
+  if (range !== undefined && b.size !== undefined) {
+    status = 206
+    headers['content-range'] = `bytes ${range.start}-${range.end}/${b.size}`
+    headers['content-length'] = String(range.end - range.start + 1)
+  } else if (b.size !== undefined) {
+    headers['content-length'] = String(b.size)
+  }
+  if (isHead) {
+    res.writeHead(status, headers)
+    res.end()
+    return b.source
+  }
+  const body = await b.open(range)
+  res.writeHead(status, headers)
+  let sent = 0
+  body.on('data', (c: Buffer) => { sent += c.byteLength })
+  try {
+    await pipeline(body, res)
+  } catch (err) {
+    // A client that has every byte may hang up before our end-of-response: that is a served blob.
+    if (headers['content-length'] === undefined || sent !== Number(headers['content-length'])) throw err
+  } finally {
+    o.metrics.servedBytes.inc({ source: b.source }, sent)
+  }
+  return b.source
+}
+
+/**
+ * A peer asking this node, the digest's owner, for a blob: served here, or sent to a peer already getting it
+ * when the owner streams it to enough peers (OwnerFanout). Not for clients, HEAD, or a peer that asks to be
+ * served here because the one it was sent to failed.
+ */
+function ownerTicket (digest: Digest, mreq: MirrorRequest, req: IncomingMessage, o: RegistryHandlerOptions): FanoutTicket | undefined {
+  if (o.ownerFanout === undefined || mreq.noPeers !== true || mreq.localOnly === true || req.headers[PEER_DIRECT_HEADER] !== undefined) return undefined
+  const from = req.headers[PEER_FROM_HEADER]
+  const peer = Array.isArray(from) ? from[0] : from
+  if (peer === undefined || !isHostPort(peer)) return undefined
+  return o.ownerFanout.enter(digest, peer)
 }

@@ -50,7 +50,9 @@ void describe('peer to peer across network namespaces (issue 4)', { timeout: 300
       '--listen', '0.0.0.0:5000', '--peer-address', `${h.ip}:5000`, '--data-dir', dataDir,
       '--p2p-listen', `/ip4/${h.ip}/tcp/5001`, ...bootstrap.flatMap((b) => ['--bootstrap', b]),
       '--cluster-key-file', opts.key ?? keyFile, '--registry', `${upHost}=http://${upHost}`, '--default-registry', upHost,
-      '--zone', name === 'a0' || name === 'a1' ? 'z1' : 'z2', '--log-level', process.env.FLOTILLA_TEST_LOG_LEVEL ?? 'info'])
+      '--zone', name === 'a0' || name === 'a1' ? 'z1' : 'z2', '--log-level', process.env.FLOTILLA_TEST_LOG_LEVEL ?? 'info',
+      // owners stream a blob to one peer and send the others on to it: the simultaneous pull exercises the relay
+      '--owner-fanout', '1'])
     const proc = await startProcess(cmd, args, {
       name: `agent-${name}`, logFile: join(work.path, `agent-${name}.log`), readyTimeoutMs: 40_000,
       readyCheck: async () => (await h.exec('curl', ['-sf', '-o', '/dev/null', 'http://127.0.0.1:5000/healthz'], 5000)).code === 0,
@@ -135,7 +137,8 @@ void describe('peer to peer across network namespaces (issue 4)', { timeout: 300
     }
     const oneCopy = [...sizes.values()].reduce((a, b) => a + b, 0)
     const served = [...(await upstreamBlobBytes()).values()].reduce((a, b) => a + b, 0)
-    console.log(`# 4 agents pulled in ${seconds.toFixed(1)} s; upstream blob bytes ${served} for one copy of ${oneCopy}`)
+    const relayed = (await Promise.all((['a0', 'a1', 'a2', 'a3'] as const).map(async (n) => sumMetric(await metrics(n), 'flotilla_p2p_owner_redirects_total')))).reduce((a, b) => a + b, 0)
+    console.log(`# 4 agents pulled in ${seconds.toFixed(1)} s; upstream blob bytes ${served} for one copy of ${oneCopy}; ${relayed} asker(s) sent on by an owner`)
     assert.equal(served, oneCopy)
   })
 
