@@ -21,6 +21,7 @@ import { createRegistryHandler } from '../../../src/server/registry-handler.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import type { Upstream } from '../../../src/upstream/upstream.js'
+import { blobOnlyUpstream } from '../../helpers/blob-only-upstream.js'
 
 const REGISTRY = 'registry.test'
 const TOKEN = 'cluster-token'
@@ -31,25 +32,17 @@ const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Di
 
 /** Streams the blob in 64 KiB chunks every 25 ms (~0.8 s in all), so pulls overlap; counts GETs. */
 function slowUpstream (gets: { count: number }): Upstream {
-  const unused = async (): Promise<never> => { throw new Error('not used in this test') }
-  return {
-    has: () => true,
-    headManifest: unused,
-    getManifest: unused,
-    passThrough: unused,
-    getBlob: async (_registry, _repository, d, offset = 0) => {
-      if (d !== digest) throw Object.assign(new Error('not found'), { code: 'ERR_UPSTREAM_NOT_FOUND' })
-      gets.count++
-      async function * chunks (): AsyncGenerator<Buffer> {
-        for (let pos = offset; pos < blob.byteLength; pos += CHUNK) {
-          await new Promise((resolve) => setTimeout(resolve, 25))
-          yield blob.subarray(pos, Math.min(blob.byteLength, pos + CHUNK))
-        }
+  return blobOnlyUpstream(async (_registry, _repository, d, offset = 0) => {
+    if (d !== digest) throw Object.assign(new Error('not found'), { code: 'ERR_UPSTREAM_NOT_FOUND' })
+    gets.count++
+    async function * chunks (): AsyncGenerator<Buffer> {
+      for (let pos = offset; pos < blob.byteLength; pos += CHUNK) {
+        await new Promise((resolve) => setTimeout(resolve, 25))
+        yield blob.subarray(pos, Math.min(blob.byteLength, pos + CHUNK))
       }
-      return { status: offset > 0 ? 206 : 200, body: Readable.from(chunks()), length: blob.byteLength - offset, totalSize: blob.byteLength }
-    },
-    close: async () => {},
-  }
+    }
+    return { status: offset > 0 ? 206 : 200, body: Readable.from(chunks()), length: blob.byteLength - offset, totalSize: blob.byteLength }
+  })
 }
 
 interface TestAgent { readonly id: string, readonly url: string, readonly server: Server, readonly metrics: Metrics, readonly content: PeerContent }

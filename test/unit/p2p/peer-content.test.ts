@@ -14,6 +14,7 @@ import { PeerContent } from '../../../src/p2p/peer-content.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import type { Upstream } from '../../../src/upstream/upstream.js'
+import { blobOnlyUpstream } from '../../helpers/blob-only-upstream.js'
 
 const digestOf = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest
 const good = Buffer.alloc(300_000, 7)
@@ -39,20 +40,12 @@ async function startBadPeer (): Promise<{ server: Server, address: string, asked
 }
 
 function upstreamWith (blobs: Map<string, Buffer>, asked: string[]): Upstream {
-  const unused = async (): Promise<never> => { throw new Error('not used in this test') }
-  return {
-    has: () => true,
-    headManifest: unused,
-    getManifest: unused,
-    passThrough: unused,
-    getBlob: async (_registry, _repository, d) => {
-      asked.push(d)
-      const bytes = blobs.get(d)
-      if (bytes === undefined) throw Object.assign(new Error('not found'), { code: 'ERR_UPSTREAM_NOT_FOUND' })
-      return { status: 200, body: Readable.from([bytes]), length: bytes.byteLength, totalSize: bytes.byteLength }
-    },
-    close: async () => {},
-  }
+  return blobOnlyUpstream(async (_registry, _repository, d) => {
+    asked.push(d)
+    const bytes = blobs.get(d)
+    if (bytes === undefined) throw Object.assign(new Error('not found'), { code: 'ERR_UPSTREAM_NOT_FOUND' })
+    return { status: 200, body: Readable.from([bytes]), length: bytes.byteLength, totalSize: bytes.byteLength }
+  })
 }
 
 async function readAll (stream: Readable): Promise<Buffer> {
