@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { onExit } from '../test/helpers/on-exit.js'
 import { runCommand, runCommandChecked } from '../test/helpers/run-command.js'
+import { isAlive } from '../src/store/data-dir-lock.js'
 
 const PREFIX = 'flb-up-'
 const COMMAND_TIMEOUT_MS = 10_000
@@ -22,14 +23,6 @@ async function ip (args: readonly string[]): Promise<string> {
   return (await runCommandChecked('ip', args, { timeoutMs: COMMAND_TIMEOUT_MS })).stdout
 }
 
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** Removes namespaces (and their veth pairs) left by bench runs that died before cleaning up. */
 export async function removeStaleLinks (): Promise<string[]> {

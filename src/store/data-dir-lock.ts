@@ -2,7 +2,8 @@ import { mkdir, open, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DataDirLockedError } from './errors.js'
 
-function isAlive (pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, and belongs to someone else). */
+export function isAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

@@ -8,22 +8,13 @@ import type { Digest } from '../../../src/oci/index.js'
 import type { BlobStore } from '../../../src/store/blob-store.js'
 import { DigestMismatchError } from '../../../src/store/errors.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
+import { bytesOf } from '../store/blob-store-conformance.js'
 
 const logger = pino({ level: 'silent' })
 const TIMEOUT = { timeout: 10_000 }
 
 function digestOf (bytes: Uint8Array): Digest {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest
-}
-
-function bytesOf (size: number, seed = 1): Buffer {
-  const out = Buffer.alloc(size)
-  let x = seed
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    out[i] = x >>> 24
-  }
-  return out
 }
 
 /** A source whose body the test writes by hand; it records every offset it was asked for. */
