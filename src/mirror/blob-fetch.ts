@@ -54,7 +54,7 @@ export class BlobFetch {
   #error: Error | undefined
   #writer: BlobWriter | undefined
   #version = 0
-  /** Sources that delivered bytes of this download. */
+  /** Sources that answered with bytes for this download. */
   readonly #origins = new Set<string>()
   #wake: Array<() => void> = []
   readonly #options: BlobFetchOptions
@@ -78,7 +78,7 @@ export class BlobFetch {
   get size (): number | undefined { return this.#size }
   get state (): 'running' | 'done' | 'failed' { return this.#state }
   get error (): Error | undefined { return this.#error }
-  /** The sources that delivered bytes (for a download that failed verification: whom not to trust with it). */
+  /** The sources that answered (for a download that failed verification: whom not to trust with it). */
   get origins (): readonly string[] { return [...this.#origins] }
 
   /** Stops the download (shutdown); readers fail. */
@@ -106,8 +106,8 @@ export class BlobFetch {
           if (this.#size === undefined && totalSize !== undefined) this.#size = totalSize
           this.#resolveReady()
           this.#notify()
+          this.#origins.add(source.origin)
           for await (const chunk of body as AsyncIterable<Buffer>) {
-            this.#origins.add(source.origin)
             this.#accept(chunk)
             this.#options.onBytes?.(source.origin, chunk.byteLength)
             // The disk trails the network by at most MAX_PENDING; past that, reading the source waits.
