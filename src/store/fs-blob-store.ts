@@ -81,40 +81,21 @@ export class FsBlobStore implements BlobStore {
       state = 'done'
       await fh.close().catch(() => {})
     }
+    const writev = async (chunks: readonly Uint8Array[]): Promise<void> => {
+      if (state !== 'open') throw new Error('blob writer is closed')
+      const position = verifier.size
+      for (const chunk of chunks) verifier.update(chunk)
+      const done = (await fh.writev(chunks as Uint8Array[], position)).bytesWritten
+      if (done === verifier.size - position) return
+      // A short write (rare on files): the rest goes out as one buffer.
+      const rest = Buffer.concat(chunks).subarray(done)
+      for (let off = 0; off < rest.byteLength;) off += (await fh.write(rest, off, rest.byteLength - off, position + done + off)).bytesWritten
+    }
     return {
       digest,
       get written () { return verifier.size },
-      write: async (chunk) => {
-        if (state !== 'open') throw new Error('blob writer is closed')
-        const position = verifier.size
-        verifier.update(chunk)
-        for (let off = 0; off < chunk.byteLength;) {
-          const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off, position + off)
-          off += bytesWritten
-        }
-      },
-      writev: async (chunks) => {
-        if (state !== 'open') throw new Error('blob writer is closed')
-        const position = verifier.size
-        let total = 0
-        for (const chunk of chunks) {
-          verifier.update(chunk)
-          total += chunk.byteLength
-        }
-        let done = (await fh.writev(chunks as Uint8Array[], position)).bytesWritten
-        // A short vectored write (rare on files): the rest goes out chunk by chunk.
-        while (done < total) {
-          let start = 0
-          for (const chunk of chunks) {
-            if (done < start + chunk.byteLength) {
-              const from = done - start
-              done += (await fh.write(chunk, from, chunk.byteLength - from, position + done)).bytesWritten
-              break
-            }
-            start += chunk.byteLength
-          }
-        }
-      },
+      write: async (chunk) => { await writev([chunk]) },
+      writev,
       readBack: async (position, length) => {
         if (state !== 'open') throw new Error('blob writer is closed')
         const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, verifier.size - position)))

@@ -26,14 +26,10 @@ export class MemoryBlobStore implements BlobStore {
   async begin (digest: Digest, expectedSize?: number): Promise<BlobWriter> {
     const verifier = new DigestVerifier(digest, expectedSize)
     let chunks: Buffer[] | undefined = []
-    return {
+    const writer: BlobWriter = {
       digest,
       get written () { return verifier.size },
-      write: async (chunk) => {
-        if (chunks === undefined) throw new Error('blob writer is closed')
-        verifier.update(chunk)
-        chunks.push(Buffer.from(chunk))
-      },
+      write: async (chunk) => { await writer.writev([chunk]) },
       writev: async (parts) => {
         if (chunks === undefined) throw new Error('blob writer is closed')
         for (const part of parts) {
@@ -57,6 +53,7 @@ export class MemoryBlobStore implements BlobStore {
       },
       abort: async () => { chunks = undefined },
     }
+    return writer
   }
 
   async delete (digest: Digest): Promise<boolean> {
