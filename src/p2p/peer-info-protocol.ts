@@ -34,14 +34,6 @@ export function encodePeerInfo (info: Omit<PeerInfo, 'id'>, peers: readonly stri
 
 /** Our info with the peer list: `peers` is dropped when it is not a list of short strings (older or odd senders still join). */
 export function decodeInfoMessage (id: string, bytes: Uint8Array): InfoMessage {
-  const info = decodePeerInfo(id, bytes)
-  const { peers } = JSON.parse(new TextDecoder().decode(bytes)) as { peers?: unknown }
-  const isList = Array.isArray(peers) && peers.length <= MAX_PEERS &&
-    peers.every((p): p is string => typeof p === 'string' && p.length > 0 && p.length <= MAX_ADDRESS_LENGTH)
-  return { info, peers: isList ? peers : [] }
-}
-
-export function decodePeerInfo (id: string, bytes: Uint8Array): PeerInfo {
   let value: unknown
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
@@ -49,14 +41,20 @@ export function decodePeerInfo (id: string, bytes: Uint8Array): PeerInfo {
     throw new P2pError('ERR_PEER_INFO_INVALID', `peer ${id} sent info that is not JSON`, { cause: err })
   }
   if (typeof value !== 'object' || value === null) throw new P2pError('ERR_PEER_INFO_INVALID', `peer ${id} sent info that is not an object`)
-  const { httpAddress, zone } = value as { httpAddress?: unknown, zone?: unknown }
+  const { httpAddress, zone, peers } = value as { httpAddress?: unknown, zone?: unknown, peers?: unknown }
   if (typeof httpAddress !== 'string' || !isHostPort(httpAddress)) {
     throw new P2pError('ERR_PEER_INFO_INVALID', `peer ${id} sent an invalid httpAddress`)
   }
   if (zone !== undefined && (typeof zone !== 'string' || zone.length > MAX_ZONE_LENGTH)) {
     throw new P2pError('ERR_PEER_INFO_INVALID', `peer ${id} sent an invalid zone`)
   }
-  return Object.freeze(zone === undefined ? { id, httpAddress } : { id, httpAddress, zone })
+  const isList = Array.isArray(peers) && peers.length <= MAX_PEERS &&
+    peers.every((p): p is string => typeof p === 'string' && p.length > 0 && p.length <= MAX_ADDRESS_LENGTH)
+  return { info: Object.freeze(zone === undefined ? { id, httpAddress } : { id, httpAddress, zone }), peers: isList ? peers : [] }
+}
+
+export function decodePeerInfo (id: string, bytes: Uint8Array): PeerInfo {
+  return decodeInfoMessage(id, bytes).info
 }
 
 /** The server side: answers every stream with the message `current()` makes at that moment. */
