@@ -42,34 +42,30 @@ export class ProviderIndexedDatastore extends MemoryDatastore {
   }
 
   override * _all (q: Query, options?: AbortOptions): Generator<Pair> {
-    const keys = this.#indexed(q.prefix)
-    if (keys === undefined) {
-      yield * super._all(q, options) as Generator<Pair>
-      return
-    }
-    for (const text of [...keys]) {
-      options?.signal?.throwIfAborted()
-      const key = new Key(text)
+    const keys = this.#indexed(q.prefix, options)
+    if (keys === undefined) return yield * super._all(q, options) as Generator<Pair>
+    for (const key of keys) {
+      // deleted since the query began: skipped, as a scan would
       if (this.has(key) === true) yield { key, value: this.get(key) as Uint8Array }
     }
   }
 
   override * _allKeys (q: KeyQuery, options?: AbortOptions): Generator<Key> {
-    const keys = this.#indexed(q.prefix)
-    if (keys === undefined) {
-      yield * super._allKeys(q, options) as Generator<Key>
-      return
-    }
-    for (const text of [...keys]) {
-      options?.signal?.throwIfAborted()
-      const key = new Key(text)
-      if (this.has(key) === true) yield key
-    }
+    const keys = this.#indexed(q.prefix, options)
+    if (keys === undefined) return yield * super._allKeys(q, options) as Generator<Key>
+    yield * keys
   }
 
-  /** The record keys a prefix query asks for, when it asks for the providers of one CID; else undefined (scan). */
-  #indexed (prefix: string | undefined): ReadonlySet<string> | undefined {
+  /** The records a prefix query asks for, when it asks for the providers of one CID; else undefined (scan). */
+  #indexed (prefix: string | undefined, options?: AbortOptions): Generator<Key> | undefined {
     if (prefix === undefined || !PROVIDERS_OF_ONE_CID.test(prefix)) return undefined
-    return this.#byCid.get(prefix) ?? new Set()
+    // A copy: a caller may delete what it reads (kad-dht's sweep of expired records does).
+    const texts = [...(this.#byCid.get(prefix) ?? [])]
+    return (function * () {
+      for (const text of texts) {
+        options?.signal?.throwIfAborted()
+        yield new Key(text)
+      }
+    })()
   }
 }
