@@ -53,10 +53,6 @@ export function decodeInfoMessage (id: string, bytes: Uint8Array): InfoMessage {
   return { info: Object.freeze(zone === undefined ? { id, httpAddress } : { id, httpAddress, zone }), peers: isList ? peers : [] }
 }
 
-export function decodePeerInfo (id: string, bytes: Uint8Array): PeerInfo {
-  return decodeInfoMessage(id, bytes).info
-}
-
 /** The server side: answers every stream with the message `current()` makes at that moment. */
 export function createInfoHandler (current: () => Promise<Uint8Array>, timeoutMs: number): (stream: Stream, connection: Connection) => Promise<void> {
   return async (stream) => {

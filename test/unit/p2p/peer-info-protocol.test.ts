@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { P2pError } from '../../../src/p2p/errors.js'
-import { decodeInfoMessage, decodePeerInfo, encodePeerInfo, infoProtocol } from '../../../src/p2p/peer-info-protocol.js'
+import { decodeInfoMessage, encodePeerInfo, infoProtocol } from '../../../src/p2p/peer-info-protocol.js'
 
 void test('peer info round-trips, with and without zone', () => {
-  assert.deepEqual(decodePeerInfo('p1', encodePeerInfo({ httpAddress: '10.0.0.1:5000', zone: 'eu-1a' })), { id: 'p1', httpAddress: '10.0.0.1:5000', zone: 'eu-1a' })
-  assert.deepEqual(decodePeerInfo('p2', encodePeerInfo({ httpAddress: '[fd00::1]:5000' })), { id: 'p2', httpAddress: '[fd00::1]:5000' })
+  assert.deepEqual(decodeInfoMessage('p1', encodePeerInfo({ httpAddress: '10.0.0.1:5000', zone: 'eu-1a' })).info, { id: 'p1', httpAddress: '10.0.0.1:5000', zone: 'eu-1a' })
+  assert.deepEqual(decodeInfoMessage('p2', encodePeerInfo({ httpAddress: '[fd00::1]:5000' })).info, { id: 'p2', httpAddress: '[fd00::1]:5000' })
   assert.equal(infoProtocol('/flotilla'), '/flotilla/info/1.0.0')
 })
 
 void test('malformed peer info is refused', () => {
   const bad = ['not json', '[]', 'null', '{}', '{"httpAddress":"no-port"}', '{"httpAddress":"h:0"}', '{"httpAddress":"h:1","zone":5}', `{"httpAddress":"h:1","zone":"${'z'.repeat(300)}"}`]
   for (const text of bad) {
-    assert.throws(() => decodePeerInfo('p', new TextEncoder().encode(text)), (err: unknown) => err instanceof P2pError && err.code === 'ERR_PEER_INFO_INVALID', text)
+    assert.throws(() => decodeInfoMessage('p', new TextEncoder().encode(text)), (err: unknown) => err instanceof P2pError && err.code === 'ERR_PEER_INFO_INVALID', text)
   }
 })
 
