@@ -88,7 +88,10 @@ type Services = { identify: Identify, ping: Ping, dht: KadDHT }
 
 interface DhtInternals {
   readonly routingTable?: { readonly size?: number, readonly kBucketSize?: number }
-  readonly providers?: { getProviders?: (cid: CID, options: { signal: AbortSignal }) => Promise<PeerId[]> }
+  readonly providers?: {
+    getProviders?: (cid: CID, options: { signal: AbortSignal }) => Promise<PeerId[]>
+    addProvider?: (cid: CID, provider: PeerId) => Promise<void>
+  }
 }
 
 /**
@@ -219,8 +222,6 @@ class Libp2pRouterImpl implements Libp2pRouter {
   readonly #infoFailedAt = new Map<string, number>()
   /** Flotilla peers connected now. */
   readonly #connected = new Set<string>()
-  /** What each connected peer announced before we came (holdings protocol), and when we heard it. */
-  readonly #holdings = new Map<string, { readonly at: number, readonly keys: ReadonlySet<string> }>()
   /** Peers being dialed because another node listed them (full mesh of a small cluster). */
   readonly #meeting = new Set<string>()
   /** Listed peers we could not dial, and when (they are not dialed again before INFO_RETRY_MS). */
@@ -361,7 +362,6 @@ class Libp2pRouterImpl implements Libp2pRouter {
     await this.#readvertising?.catch(() => {})
     await this.#libp2p.stop()
     this.#connected.clear()
-    this.#holdings.clear()
     this.#log.info({ peerId: this.#self.id }, 'p2p router stopped')
   }
 
@@ -389,7 +389,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
       pending.add(task)
     }
     try {
-      const local = await this.#localProviders(key, cid, signal)
+      const local = await this.#localProviders(cid, signal)
       for (const id of local ?? []) offer({ id, multiaddrs: [] })
       // With fewer peers than a k-bucket holds, every announcement reached every node: what this node
       // holds is the whole answer, and a walk would only ask the others the same question.
@@ -477,7 +477,6 @@ class Libp2pRouterImpl implements Libp2pRouter {
   #onPeerDisconnect (peerId: PeerId): void {
     const id = peerId.toString()
     this.#infoFailedAt.delete(id)
-    this.#holdings.delete(id)
     if (!this.#connected.delete(id) || this.#closed) return
     if (this.#connected.size === 0 && this.#config.targets.length > 0) {
       this.#log.warn({ peer: id }, 'p2p: lost the last peer; bootstrapping again')
@@ -496,27 +495,28 @@ class Libp2pRouterImpl implements Libp2pRouter {
   }
 
   /** Provider records this node holds for `cid` (its own and those others announced to it), without asking anyone. */
-  async #localProviders (key: string, cid: CID, signal: AbortSignal): Promise<PeerId[] | undefined> {
+  async #localProviders (cid: CID, signal: AbortSignal): Promise<PeerId[] | undefined> {
     const providers = this.#dhtInternals().providers
     if (typeof providers?.getProviders !== 'function') return undefined
-    const found = await providers.getProviders(cid, { signal })
-    const oldest = Date.now() - this.#config.recordTtlMs
-    for (const [id, held] of this.#holdings) {
-      if (held.at >= oldest && held.keys.has(key) && this.#connected.has(id)) found.push(peerIdFromString(id))
-    }
-    return found
+    return await providers.getProviders(cid, { signal })
   }
 
   // ---- a small cluster's full mesh and shared knowledge ----
 
-  /** Asks a connected peer which keys it announces (once per connection), for lookups answered locally. */
+  /**
+   * Asks a connected peer which keys it announces (once per connection) and keeps them as provider records
+   * of that peer, as if its announcements had reached us: they expire like any other record.
+   */
   #learnHoldings (peerId: PeerId): void {
     const id = peerId.toString()
     const bounded = linkSignals([this.#shutdown.signal], DEFAULTS.holdingsTimeoutMs)
     requestHoldings(this.#libp2p, this.#holdingsProtocol, peerId, bounded.signal, { maxKeys: DEFAULTS.maxHoldingsPerPeer })
-      .then((keys) => {
-        if (this.#connected.has(id)) this.#holdings.set(id, { at: Date.now(), keys: new Set(keys) })
-      }, (err: unknown) => {
+      .then(async (keys) => {
+        const providers = this.#dhtInternals().providers
+        if (typeof providers?.addProvider !== 'function') return
+        for (const key of keys) await providers.addProvider(keyToCid(key), peerId)
+      })
+      .catch((err: unknown) => {
         if (!this.#closed) this.#log.debug({ err, peer: id }, 'p2p: could not fetch peer holdings')
       })
       .finally(() => bounded.dispose())
