@@ -1,7 +1,7 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { PeerCredentials } from './peer-credentials.js'
 
-/** Header a peer sends on every request: `<mode> <token>`; its presence is also the loop guard. */
+/** Header a peer sends on every request, signed for that request (PeerCredentials); its presence is also the loop guard. */
 export const PEER_HEADER = 'x-flotilla-peer'
 
 /** On a request to a digest's owner: the asker's `host:port`, so the owner may send others to it (OwnerFanout). */
@@ -15,13 +15,9 @@ export const PEER_DIRECT_HEADER = 'x-flotilla-direct'
  */
 export type PeerMode = 'local' | 'owner'
 
-/** The credential peers present, derived from the cluster's pre-shared key (never the key itself). */
-export function peerToken (clusterKey: Uint8Array): string {
-  return createHmac('sha256', clusterKey).update('flotilla peer http v1').digest('base64url')
-}
-
-export function peerHeaderValue (mode: PeerMode, token: string): string {
-  return `${mode} ${token}`
+/** What peers sign their requests with and check others' with, derived from the cluster's pre-shared key. */
+export function peerToken (clusterKey: Uint8Array): PeerCredentials {
+  return new PeerCredentials(clusterKey)
 }
 
 export function isLoopback (address: string | undefined): boolean {
@@ -29,14 +25,15 @@ export function isLoopback (address: string | undefined): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
 }
 
-/** Checks a request: peer requests need the token; with `requireForRemote`, so does anything not from loopback. */
-export function checkPeerRequest (req: IncomingMessage, token: string | undefined, requireForRemote: boolean): { ok: boolean, mode?: PeerMode } {
+/**
+ * Checks a request: a peer request needs a header signed for its method and target, not seen before; with
+ * `requireForRemote`, anything not from loopback must be a peer request.
+ */
+export function checkPeerRequest (req: IncomingMessage, credentials: PeerCredentials | undefined, requireForRemote: boolean): { ok: boolean, mode?: PeerMode } {
   const header = req.headers[PEER_HEADER]
   const value = Array.isArray(header) ? header[0] : header
   if (value === undefined) return { ok: !requireForRemote || isLoopback(req.socket.remoteAddress) }
-  const [mode, presented] = value.split(' ')
-  if (token === undefined || presented === undefined || (mode !== 'local' && mode !== 'owner')) return { ok: false }
-  const a = Buffer.from(presented)
-  const b = Buffer.from(token)
-  return { ok: a.length === b.length && timingSafeEqual(a, b), mode }
+  // The raw target as it came: what the asker signed, before any parsing of ours.
+  const mode = credentials?.verify(value, req.method ?? 'GET', req.url ?? '/')
+  return mode === undefined ? { ok: false } : { ok: true, mode }
 }

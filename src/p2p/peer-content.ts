@@ -5,15 +5,16 @@ import type { BlobSourceAttempt } from '../mirror/blob-fetch.js'
 import type { MirrorRequest, RemoteContent } from '../mirror/mirror.js'
 import type { Digest, ManifestRef } from '../oci/index.js'
 import { MAX_MANIFEST_BYTES } from '../oci/index.js'
-import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, peerHeaderValue, type PeerMode } from './peer-auth.js'
+import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, type PeerMode } from './peer-auth.js'
+import type { PeerCredentials } from './peer-credentials.js'
 import { discardBody } from '../upstream/discard-body.js'
 import { rendezvousOwner } from './rendezvous.js'
 import { isHostPort, type PeerInfo, type Router } from './router.js'
 
 export interface PeerContentOptions {
   readonly router: Router
-  /** Credential presented to peers (see peerToken). */
-  readonly token: string
+  /** Signs each request to a peer (see peerToken). */
+  readonly credentials: PeerCredentials
   readonly zone?: string
   readonly logger: Logger
   /** Budget for finding providers of a key; past it the agent goes on without peers. */
@@ -56,7 +57,6 @@ export class PeerContent implements RemoteContent {
   readonly #distrusted = new Map<string, number>()
 
   constructor (options: PeerContentOptions) {
-    if (options.token === '') throw new TypeError('PeerContent: token must not be empty')
     this.#o = options
     this.#agent = new Agent({
       connect: { timeout: options.connectTimeoutMs ?? 1000 },
@@ -249,9 +249,11 @@ export class PeerContent implements RemoteContent {
 
   async #get (peer: PeerInfo, path: string, mode: PeerMode, signal: AbortSignal, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
     try {
-      return await request(`http://${peer.httpAddress}${path}`, {
-        dispatcher: this.#agent, signal, headers: { ...headers, [PEER_HEADER]: peerHeaderValue(mode, this.#o.token) },
-      })
+      const url = new URL(path, `http://${peer.httpAddress}`)
+      // Signed for this one request, with the target exactly as sent; redirects are not followed (a request
+      // to where an owner sends us is made, and signed, by #ownerAttempt).
+      const credential = this.#o.credentials.sign(mode, 'GET', `${url.pathname}${url.search}`)
+      return await request(url, { dispatcher: this.#agent, signal, headers: { ...headers, [PEER_HEADER]: credential } })
     } catch (err) {
       throw new PeerFetchError(`peer ${peer.httpAddress} unreachable: ${(err as Error).message}`, 'ERR_PEER_UNAVAILABLE', { cause: err })
     }
