@@ -18,6 +18,7 @@ import { UndiciUpstream } from './upstream/undici-upstream.js'
 import type { ContentAdvertiser } from './p2p/content-advertiser.js'
 import { OwnerFanout } from './p2p/owner-fanout.js'
 import { checkPeerRequest, peerToken } from './p2p/peer-auth.js'
+import type { PeerCredentials } from './p2p/peer-credentials.js'
 import type { PeerContent } from './p2p/peer-content.js'
 import type { Router } from './p2p/router.js'
 import type { BlobStore } from './store/blob-store.js'
@@ -140,7 +141,7 @@ async function shutdown (server: Server, timeoutMs: number, logger: Logger): Pro
 interface P2p {
   readonly router: Router
   readonly content: PeerContent
-  readonly token: string
+  readonly token: PeerCredentials
   advertiser?: ContentAdvertiser
   advertise (localSources: readonly ContentSource[]): Promise<void>
   close (): Promise<void>
@@ -177,7 +178,7 @@ async function startP2p (config: Config, store: BlobStore, tags: TagIndex, logge
     logger: p2pLogger,
   })
   const token = peerToken(clusterKey)
-  const content = new PeerContent({ router, token, logger: p2pLogger, ...(zone === undefined ? {} : { zone }) })
+  const content = new PeerContent({ router, credentials: token, logger: p2pLogger, ...(zone === undefined ? {} : { zone }) })
   const p2p: P2p = {
     router, content, token,
     advertise: async (localSources) => {
