@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream'
 import { describe, test } from 'node:test'
 import type { BlobSourceAttempt } from '../../../src/mirror/blob-fetch.js'
-import { checkPeerRequest, peerHeaderValue, peerToken } from '../../../src/p2p/peer-auth.js'
+import { checkPeerRequest, peerToken } from '../../../src/p2p/peer-auth.js'
 import { hedge } from '../../../src/p2p/peer-content.js'
 import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 
@@ -86,23 +86,24 @@ void describe('rendezvousOwner', () => {
 
 void describe('checkPeerRequest', () => {
   const key = new Uint8Array(32).fill(7)
-  const token = peerToken(key)
+  const target = '/v2/team/app/blobs/sha256:0?ns=registry.test'
   const req = (remoteAddress: string, header?: string): IncomingMessage =>
-    ({ headers: header === undefined ? {} : { 'x-flotilla-peer': header }, socket: { remoteAddress } }) as unknown as IncomingMessage
+    ({ method: 'GET', url: target, headers: header === undefined ? {} : { 'x-flotilla-peer': header }, socket: { remoteAddress } }) as unknown as IncomingMessage
 
-  const cases: Array<[string, string, string | undefined, boolean, string | undefined]> = [
+  const cases: Array<[string, string, ((signer: ReturnType<typeof peerToken>) => string) | undefined, boolean, string | undefined]> = [
     ['loopback without credentials', '127.0.0.1', undefined, true, undefined],
     ['IPv6 loopback', '::1', undefined, true, undefined],
     ['remote without credentials', '10.0.0.2', undefined, false, undefined],
-    ['remote with the right token, local', '10.0.0.2', peerHeaderValue('local', token), true, 'local'],
-    ['remote with the right token, owner', '10.0.0.2', peerHeaderValue('owner', token), true, 'owner'],
-    ['remote with a wrong token', '10.0.0.2', peerHeaderValue('local', peerToken(new Uint8Array(32).fill(8))), false, undefined],
-    ['unknown mode', '10.0.0.2', `other ${token}`, false, undefined],
-    ['loopback with a wrong token', '127.0.0.1', 'local nope', false, undefined],
+    ['remote with the right key, local', '10.0.0.2', (s) => s.sign('local', 'GET', target), true, 'local'],
+    ['remote with the right key, owner', '10.0.0.2', (s) => s.sign('owner', 'GET', target), true, 'owner'],
+    ['remote with a wrong key', '10.0.0.2', () => peerToken(new Uint8Array(32).fill(8)).sign('local', 'GET', target), false, undefined],
+    ['unknown mode', '10.0.0.2', (s) => s.sign('local', 'GET', target).replace(/^local/, 'other'), false, undefined],
+    ['loopback with a wrong credential', '127.0.0.1', () => 'local nope', false, undefined],
   ]
   for (const [name, addr, header, ok, mode] of cases) {
     test(name, () => {
-      const r = checkPeerRequest(req(addr, header), token, true)
+      const signer = peerToken(key)
+      const r = checkPeerRequest(req(addr, header?.(signer)), peerToken(key), true)
       assert.equal(r.ok, ok)
       if (ok) assert.equal(r.mode, mode)
     })

@@ -14,7 +14,7 @@ import { Mirror } from '../../../src/mirror/mirror.js'
 import type { Digest } from '../../../src/oci/index.js'
 import { MemoryRouterNetwork } from '../../../src/p2p/memory-router.js'
 import { OwnerFanout } from '../../../src/p2p/owner-fanout.js'
-import { checkPeerRequest } from '../../../src/p2p/peer-auth.js'
+import { checkPeerRequest, peerToken } from '../../../src/p2p/peer-auth.js'
 import { PeerContent } from '../../../src/p2p/peer-content.js'
 import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 import { createRegistryHandler } from '../../../src/server/registry-handler.js'
@@ -24,7 +24,7 @@ import type { Upstream } from '../../../src/upstream/upstream.js'
 import { blobOnlyUpstream } from '../../helpers/blob-only-upstream.js'
 
 const REGISTRY = 'registry.test'
-const TOKEN = 'cluster-token'
+const CLUSTER_KEY = new Uint8Array(32).fill(3)
 const CHUNK = 64 * 1024
 const blob = Buffer.alloc(32 * CHUNK)
 for (let i = 0; i < blob.byteLength; i++) blob[i] = (i * 7919) % 251
@@ -55,11 +55,13 @@ async function startAgent (network: MemoryRouterNetwork, id: string, gets: { cou
   const router = network.join({ id, httpAddress: address })
   const metrics = new Metrics({ defaultMetrics: false })
   // Nobody announces what it downloads here: every asker goes to the owner, so the fan-out decides.
-  const content = new PeerContent({ router, token: TOKEN, logger, findBudgetMs: 50 })
+  // Each agent its own credentials (and so its own replay cache) from the one cluster key.
+  const credentials = peerToken(CLUSTER_KEY)
+  const content = new PeerContent({ router, credentials, logger, findBudgetMs: 50 })
   const mirror = new Mirror({ store: new MemoryBlobStore(), tags: new MemoryTagIndex(), upstream: slowUpstream(gets), remote: content, tagTtlMs: () => 60_000, metrics, logger })
   server.on('request', createRegistryHandler({
     mirror, metrics, logger, defaultRegistry: REGISTRY, registries: new Set([REGISTRY]), isReady: () => true,
-    checkRequest: (req) => checkPeerRequest(req, TOKEN, false), ownerFanout: new OwnerFanout({ limit: 1 }),
+    checkRequest: (req) => checkPeerRequest(req, credentials, false), ownerFanout: new OwnerFanout({ limit: 1 }),
   }))
   return { id, url: `http://${address}`, server, metrics, content }
 }

@@ -11,6 +11,7 @@ import { Mirror, type MirrorRequest } from '../../../src/mirror/mirror.js'
 import type { Digest } from '../../../src/oci/index.js'
 import { MemoryRouterNetwork } from '../../../src/p2p/memory-router.js'
 import { PeerContent } from '../../../src/p2p/peer-content.js'
+import { PeerCredentials } from '../../../src/p2p/peer-credentials.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import type { Upstream } from '../../../src/upstream/upstream.js'
@@ -69,7 +70,7 @@ void describe('a peer with a corrupt copy', () => {
     const holder = network.join({ id: 'holder', httpAddress: peer.address })
     await holder.advertise([digest, otherDigest])
     const logger = pino({ level: 'silent' })
-    content = new PeerContent({ router: self, token: 'test-token', logger, isOwnerRouting: false, findBudgetMs: 1000 })
+    content = new PeerContent({ router: self, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), logger, isOwnerRouting: false, findBudgetMs: 1000 })
     store = new MemoryBlobStore()
     mirror = new Mirror({
       store, tags: new MemoryTagIndex(), upstream: upstreamWith(new Map([[digest, good], [otherDigest, other]]), upstreamAsked),
@@ -121,7 +122,7 @@ void test('holders are tried in random order, same zone first (many pullers spre
     network.join({ id: 'far-3', httpAddress: '127.0.0.1:6' }),
   ]
   for (const h of holders) await h.advertise([digest])
-  const content = new PeerContent({ router: self, token: 't', zone: 'z1', logger: pino({ level: 'silent' }), findBudgetMs: 1000 })
+  const content = new PeerContent({ router: self, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), zone: 'z1', logger: pino({ level: 'silent' }), findBudgetMs: 1000 })
   try {
     const firsts = new Set<string>()
     const thirds = new Set<string>()
