@@ -3,10 +3,12 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Metrics, RequestResult } from '../metrics/metrics.js'
 import {
-  accepts, upstreamManifestAccept, OciError, parseDigest, parseManifest, type Digest, type ManifestRef, type Tag,
+  accepts, acceptsEveryManifestKind, DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, upstreamManifestAccept, OciError, parseDigest,
+  parseManifest, type Digest, type ManifestRef, type Tag,
 } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
 import type { TagIndex, TagRecord } from '../store/tag-index.js'
+import { readLimited } from '../upstream/read-limited.js'
 import type { ManifestBody, Upstream } from '../upstream/upstream.js'
 import { UpstreamError } from '../upstream/upstream-error.js'
 import { BlobFetch, type BlobSourceAttempt } from './blob-fetch.js'
@@ -70,14 +72,24 @@ export interface MirrorOptions {
   readonly manifestTimeoutMs?: number
   /** Told of keys this node can now serve (a download started, a tag resolved), to advertise them. */
   readonly announce?: (keys: readonly string[]) => void
+  /**
+   * Longest a client waits for a manifest or the first byte of a blob; past it the client gets an error it can
+   * fall back on (503, or the last known tag), while the shared fetch goes on in the background.
+   */
+  readonly firstByteTimeoutMs?: number
+  /** Longest a blob stream may stop making progress before it is resumed from another source or cut. */
+  readonly stallTimeoutMs?: number
 }
 
-/** The media type a stored manifest declares (or implies); stored manifests were validated when kept. */
-function mediaTypeOf (bytes: Buffer): string {
+const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 5000
+const LATE = Symbol('late')
+
+/** The media type of bytes that parse as a manifest, or undefined for any other blob (a layer, a config). */
+function manifestMediaType (bytes: Buffer): string | undefined {
   try {
     return parseManifest(bytes).mediaType
   } catch {
-    return 'application/vnd.oci.image.manifest.v1+json'
+    return undefined
   }
 }
 
@@ -111,39 +123,85 @@ export class Mirror {
   // ---- manifests ----
 
   async getManifest (req: MirrorRequest, ref: ManifestRef, accept: string | undefined): Promise<ManifestResult> {
-    if (ref.kind === 'digest') return await this.#manifestByDigest(req, ref.digest, accept)
+    const what = `manifest ${req.registry}/${req.repository}${ref.kind === 'digest' ? `@${ref.digest}` : `:${ref.tag}`}`
+    if (ref.kind === 'digest') {
+      return await this.#withinFirstByte(this.#manifestByDigest(req, ref.digest, accept), () => { throw this.#late(what) })
+    }
     const key = `${req.registry}/${req.repository}:${ref.tag}|${req.localOnly === true ? 'local' : ''}|${accept ?? ''}`
-    return await this.#tagFlight.do(key, async () => await this.#manifestByTag(req, ref.tag, accept))
+    return await this.#withinFirstByte(this.#tagFlight.do(key, async () => await this.#manifestByTag(req, ref.tag, accept)),
+      async () => await this.#lateTag(req, ref.tag, accept, what))
   }
 
-  async #localManifest (req: MirrorRequest, digest: Digest): Promise<{ bytes: Buffer, source: RequestResult, mediaType?: string } | undefined> {
+  /**
+   * `work` if it settles within the first-byte bound; else `late()` (the client must be able to fall back to its
+   * next host), while `work` goes on in the background and keeps what it fetches.
+   */
+  async #withinFirstByte<T>(work: Promise<T>, late: () => T | Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<typeof LATE>((resolve) => { timer = setTimeout(() => resolve(LATE), this.#o.firstByteTimeoutMs ?? DEFAULT_FIRST_BYTE_TIMEOUT_MS) })
+    try {
+      const first = await Promise.race([work, timedOut])
+      if (first !== LATE) return first
+      work.catch(() => {})
+      return await late()
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #late (what: string): OciError {
+    const seconds = (this.#o.firstByteTimeoutMs ?? DEFAULT_FIRST_BYTE_TIMEOUT_MS) / 1000
+    return new OciError('UNAVAILABLE', `${what}: no answer from the upstream within ${seconds}s; still fetching it, try again or another host`)
+  }
+
+  /** A tag the upstream is slow to answer: the last known digest (stale-if-error), else an error to fall back on. */
+  async #lateTag (req: MirrorRequest, tag: Tag, accept: string | undefined, what: string): Promise<ManifestResult> {
+    const record = await this.#o.tags.get(req.registry, req.repository, tag)
+    const local = record !== undefined && accepts(accept, record.mediaType) ? await this.#localManifest(req, record.digest) : undefined
+    if (record === undefined || local === undefined) throw this.#late(what)
+    return this.#stale(req, tag, record, local.bytes, this.#late(what))
+  }
+
+  /**
+   * A manifest this node holds: from memory, its own store or a node source. A blob held here that is not a
+   * manifest (a layer, a config) is MANIFEST_UNKNOWN; it is never read past the manifest size limit.
+   */
+  async #localManifest (req: MirrorRequest, digest: Digest): Promise<{ bytes: Buffer, mediaType: string } | undefined> {
     const cached = this.#manifests.get(digest)
-    if (cached !== undefined) return { ...cached, source: 'hit' }
-    const own = await this.#o.store.read(digest)
+    if (cached !== undefined) return cached
+    const notManifest = (): OciError => new OciError('MANIFEST_UNKNOWN', `${digest} is held here but is not a manifest`)
+    const own = await this.#o.store.stat(digest)
     if (own !== undefined) {
-      const mediaType = mediaTypeOf(own)
-      this.#manifests.set(digest, { bytes: own, mediaType })
-      return { bytes: own, source: 'hit', mediaType }
+      if (own.size > MAX_MANIFEST_BYTES) throw notManifest()
+      const bytes = await this.#o.store.read(digest)
+      if (bytes !== undefined) {
+        const mediaType = manifestMediaType(bytes)
+        if (mediaType === undefined) throw notManifest()
+        this.#manifests.set(digest, { bytes, mediaType })
+        return { bytes, mediaType }
+      }
     }
     for (const src of this.#o.localSources ?? []) {
+      const info = await src.stat(digest, req.signal).catch(() => undefined)
+      if (info === undefined) continue
+      if (info.size > MAX_MANIFEST_BYTES) throw notManifest()
       const stream = await src.open(digest, undefined, req.signal).catch(() => undefined)
-      if (stream === undefined) continue
-      const chunks: Buffer[] = []
-      for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c)
-      const bytes = Buffer.concat(chunks)
-      if (digestOf(bytes, parseDigest(digest).algorithm) === digest) return { bytes, source: 'hit' }
+      const bytes = stream === undefined ? undefined : await readLimited(stream, MAX_MANIFEST_BYTES).catch(() => undefined)
+      if (bytes === undefined || digestOf(bytes, parseDigest(digest).algorithm) !== digest) continue
+      const mediaType = manifestMediaType(bytes)
+      if (mediaType === undefined) throw notManifest()
+      return { bytes, mediaType }
     }
     return undefined
   }
 
-  #result (digest: Digest, bytes: Buffer, source: RequestResult, mediaTypeHint?: string, staleSeconds?: number): ManifestResult {
-    const mediaType = mediaTypeHint ?? mediaTypeOf(bytes)
+  #result (digest: Digest, bytes: Buffer, source: RequestResult, mediaType: string, staleSeconds?: number): ManifestResult {
     return { digest, mediaType, size: bytes.byteLength, body: bytes, source, ...(staleSeconds === undefined ? {} : { staleSeconds }) }
   }
 
   async #manifestByDigest (req: MirrorRequest, digest: Digest, accept: string | undefined): Promise<ManifestResult> {
     const local = await this.#localManifest(req, digest)
-    if (local !== undefined) return this.#result(digest, local.bytes, local.source, local.mediaType)
+    if (local !== undefined) return this.#result(digest, local.bytes, 'hit', local.mediaType)
     const what = `manifest ${req.registry}/${req.repository}@${digest}`
     if (req.localOnly === true) throw new OciError('MANIFEST_UNKNOWN', `${what} is not held here`)
     const fetched = await this.#manifestFlight.do(digest, async () => {
@@ -202,6 +260,12 @@ export class Mirror {
     }
   }
 
+  /**
+   * A tag: from its record while fresh, else revalidated or fetched upstream. The record holds what a client
+   * that accepts every manifest kind gets (an index for a multi-arch tag); a narrower client's answer (one
+   * platform's manifest, a schema1 conversion) is served to it but never recorded, so it cannot change what
+   * the tag resolves to for anyone else.
+   */
   async #manifestByTag (req: MirrorRequest, tag: Tag, accept: string | undefined): Promise<ManifestResult> {
     const { registry, repository } = req
     const what = `manifest ${registry}/${repository}:${tag}`
@@ -218,12 +282,12 @@ export class Mirror {
         new OciError('NAME_UNKNOWN', `${what} is not held here and registry ${registry} is not configured for pull-through`))
     }
     const shared = this.#sharedSignal()
+    const acceptUp = upstreamManifestAccept(accept)
     try {
       this.#o.metrics.upstreamRequests.inc({ registry, kind: 'manifest' })
-      const acceptUp = upstreamManifestAccept(accept)
       if (usable !== undefined) {
-        // Revalidate: a HEAD tells whether the tag still points where we think.
-        const head = await this.#o.upstream.headManifest(registry, repository, tag, acceptUp, shared)
+        // Revalidate as the record was made (every kind accepted): a HEAD tells whether the tag still points there.
+        const head = await this.#o.upstream.headManifest(registry, repository, tag, DEFAULT_MANIFEST_ACCEPT, shared)
         if (head.digest === usable.digest) {
           const local = await this.#localManifest(req, usable.digest)
           if (local !== undefined) {
@@ -235,10 +299,12 @@ export class Mirror {
       const m = await this.#o.upstream.getManifest(registry, repository, tag, acceptUp, shared)
       const digest = digestOf(m.bytes)
       await this.#keepManifest(digest, m.bytes, m.mediaType)
-      await this.#o.tags.set(registry, repository, tag, {
-        digest, mediaType: m.mediaType, size: m.bytes.byteLength, fetchedAt: now, ...(m.etag === undefined ? {} : { etag: m.etag }),
-      })
-      this.#o.announce?.([`${registry}/${repository}:${tag}`])
+      if (acceptsEveryManifestKind(acceptUp)) {
+        await this.#o.tags.set(registry, repository, tag, {
+          digest, mediaType: m.mediaType, size: m.bytes.byteLength, fetchedAt: now, ...(m.etag === undefined ? {} : { etag: m.etag }),
+        })
+        this.#o.announce?.([`${registry}/${repository}:${tag}`])
+      }
       return this.#result(digest, m.bytes, 'upstream', m.mediaType)
     } catch (err) {
       // Unreachable, failing or too slow: the upstream cannot be asked now.
@@ -256,22 +322,24 @@ export class Mirror {
   async #fallbackTag (req: MirrorRequest, tag: Tag, accept: string | undefined, record: TagRecord | undefined, what: string, cause: OciError): Promise<ManifestResult> {
     if (record !== undefined) {
       const local = await this.#localManifest(req, record.digest)
-      if (local !== undefined) {
-        const staleSeconds = Math.max(0, Math.round((this.#now() - record.fetchedAt) / 1000))
-        this.#o.metrics.staleServed.inc({ registry: req.registry })
-        this.#o.metrics.staleAge.set({ registry: req.registry }, staleSeconds)
-        this.#o.logger.warn({ ref: `${req.registry}/${req.repository}:${tag}`, staleSeconds, err: cause.message }, 'upstream failed; serving the last known digest')
-        return this.#result(record.digest, local.bytes, 'stale', record.mediaType, staleSeconds)
-      }
+      if (local !== undefined) return this.#stale(req, tag, record, local.bytes, cause)
     }
     return await this.#fromNodeSources(req, tag, accept, what, cause)
+  }
+
+  #stale (req: MirrorRequest, tag: Tag, record: TagRecord, bytes: Buffer, cause: OciError): ManifestResult {
+    const staleSeconds = Math.max(0, Math.round((this.#now() - record.fetchedAt) / 1000))
+    this.#o.metrics.staleServed.inc({ registry: req.registry })
+    this.#o.metrics.staleAge.set({ registry: req.registry }, staleSeconds)
+    this.#o.logger.warn({ ref: `${req.registry}/${req.repository}:${tag}`, staleSeconds, err: cause.message }, 'upstream failed; serving the last known digest')
+    return this.#result(record.digest, bytes, 'stale', record.mediaType, staleSeconds)
   }
 
   async #fromNodeSources (req: MirrorRequest, tag: Tag, accept: string | undefined, what: string, cause?: OciError): Promise<ManifestResult> {
     for (const src of this.#o.localSources ?? []) {
       const resolved = await src.resolveTag(req.registry, req.repository, tag, req.signal).catch(() => undefined)
       if (resolved === undefined || !accepts(accept, resolved.mediaType)) continue
-      const local = await this.#localManifest(req, resolved.digest)
+      const local = await this.#localManifest(req, resolved.digest).catch(() => undefined)
       if (local !== undefined) return this.#result(resolved.digest, local.bytes, 'hit', resolved.mediaType)
     }
     const peers = this.#remote(req)
@@ -373,8 +441,9 @@ export class Mirror {
     return fetch
   }
 
+  /** A download's answer once its first source answered, or an error the client can fall back on past the bound. */
   async #fromFetch (fetch: BlobFetch, source: RequestResult): Promise<BlobResult> {
-    await fetch.ready
+    await this.#withinFirstByte(fetch.ready, () => { throw this.#late(`blob ${fetch.digest}`) })
     return { size: fetch.size, source, open: async (range) => fetch.reader(range) }
   }
 
@@ -402,7 +471,7 @@ export class Mirror {
   /** GET of another read path (referrers) passed to the upstream as it is. */
   async passThrough (req: MirrorRequest, path: string, query: string, accept: string | undefined): Promise<{ status: number, headers: Readonly<Record<string, string>>, body: Buffer }> {
     const what = `${path} of ${req.registry}/${req.repository}`
-    if (req.localOnly === true) throw new OciError('NOT_FOUND', `${what} is not held here`)
+    if (req.localOnly === true) throw new OciError('NAME_UNKNOWN', `${what} is not held here`)
     this.#requireUpstream(req, what)
     try {
       return await this.#o.upstream.passThrough(req.registry, req.repository, path, query, accept, req.signal)

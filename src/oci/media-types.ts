@@ -30,6 +30,14 @@ export function accepts (accept: string | undefined, mediaType: string): boolean
 }
 
 /**
+ * Whether an Accept header admits indexes and image manifests of both families: what a tag resolves to for
+ * such a client is what the registry holds, not a per-client rewrite (one platform's manifest, schema1).
+ */
+export function acceptsEveryManifestKind (accept: string | undefined): boolean {
+  return [MediaType.OciIndex, MediaType.DockerManifestList, MediaType.OciManifest, MediaType.DockerManifest].every((t) => accepts(accept, t))
+}
+
+/**
  * The Accept to send upstream for a client's Accept. Faithful, except that a client accepting anything
  * (`*\/*` or no header) gets the manifest types spelled out: Distribution answers 404 for an OCI manifest
  * unless its media type is named.

@@ -1,0 +1,125 @@
+// The resolve engine on in-memory adapters: what a tag resolves to, what is served as a manifest, how long a
+// client waits on a slow upstream, stale-if-error, and one download shared by concurrent clients.
+import assert from 'node:assert/strict'
+import { afterEach, describe, test } from 'node:test'
+import { pino } from 'pino'
+import { Metrics } from '../../../src/metrics/metrics.js'
+import { Mirror, type MirrorOptions, type MirrorRequest } from '../../../src/mirror/mirror.js'
+import { MAX_MANIFEST_BYTES, MediaType, OciError, type Digest } from '../../../src/oci/index.js'
+import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
+import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
+import { collect } from '../store/blob-store-conformance.js'
+import { FakeRegistry, sha256 } from './fake-registry.js'
+
+/** What containerd sends when it resolves a tag. */
+const CONTAINERD_ACCEPT = `${MediaType.DockerManifest}, ${MediaType.DockerManifestList}, ${MediaType.OciManifest}, ${MediaType.OciIndex}, */*`
+
+const mirrors: Mirror[] = []
+afterEach(() => { for (const m of mirrors.splice(0)) m.abortAll(new Error('test over')) })
+
+function setup (options: Partial<MirrorOptions> = {}): { mirror: Mirror, upstream: FakeRegistry, store: MemoryBlobStore, tags: MemoryTagIndex, req: MirrorRequest } {
+  const upstream = new FakeRegistry()
+  const store = new MemoryBlobStore()
+  const tags = new MemoryTagIndex()
+  const mirror = new Mirror({
+    store, tags, upstream, tagTtlMs: () => 60_000, manifestTimeoutMs: 2000,
+    metrics: new Metrics({ defaultMetrics: false }), logger: pino({ level: 'silent' }), ...options,
+  })
+  mirrors.push(mirror)
+  return { mirror, upstream, store, tags, req: { registry: 'registry.example.com', repository: upstream.repository, signal: new AbortController().signal } }
+}
+
+async function readAll (mirror: Mirror, req: MirrorRequest, digest: Digest): Promise<Buffer> {
+  const b = await mirror.getBlob(req, digest)
+  return await collect(await b.open())
+}
+
+async function rejectsWith (p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => err instanceof OciError && err.code === code)
+}
+
+void describe('Mirror', () => {
+  test('defect 1: a narrow Accept never changes what the tag resolves to for a client that accepts indexes', async () => {
+    const { mirror, upstream, tags, req } = setup()
+    const narrow = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, MediaType.DockerManifest)
+    assert.equal(narrow.digest, upstream.image.platforms.get('amd64')?.digest, 'the narrow client gets the amd64 manifest, as from Distribution')
+    const json = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, 'application/json')
+    assert.equal(json.mediaType, MediaType.DockerManifest)
+    const full = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    assert.equal(full.digest, upstream.image.indexDigest)
+    assert.equal(full.mediaType, MediaType.DockerManifestList)
+    assert.equal((await tags.get(req.registry, req.repository, 'v1'))?.digest, upstream.image.indexDigest, 'the tag record is the index')
+    // And once the record exists, a narrow client does not overwrite it.
+    await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, MediaType.DockerManifest)
+    const again = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    assert.equal(again.digest, upstream.image.indexDigest)
+    assert.equal(again.source, 'hit')
+  })
+
+  test('defect 2: a cached layer is not a manifest (MANIFEST_UNKNOWN), and a big blob is not read into memory', async () => {
+    const { mirror, upstream, store, req } = setup()
+    await readAll(mirror, req, upstream.image.layerDigest)
+    assert.ok(await store.stat(upstream.image.layerDigest))
+    await rejectsWith(mirror.getManifest(req, { kind: 'digest', digest: upstream.image.layerDigest }, CONTAINERD_ACCEPT), 'MANIFEST_UNKNOWN')
+    const big = Buffer.alloc(MAX_MANIFEST_BYTES + 1, 1)
+    const w = await store.begin(sha256(big))
+    await w.write(big)
+    await w.commit()
+    let reads = 0
+    const read = store.read.bind(store)
+    store.read = async (d) => { reads++; return await read(d) }
+    await rejectsWith(mirror.getManifest(req, { kind: 'digest', digest: sha256(big) }, CONTAINERD_ACCEPT), 'MANIFEST_UNKNOWN')
+    assert.equal(reads, 0, 'a blob over the manifest limit is never read')
+    // A real manifest in the store is still served.
+    const m = await mirror.getManifest(req, { kind: 'digest', digest: upstream.image.indexDigest }, CONTAINERD_ACCEPT)
+    assert.equal(m.mediaType, MediaType.DockerManifestList)
+  })
+
+  test('defect 6: a client waits at most the first-byte bound for a slow upstream, and gets an error it can fall back on', async () => {
+    const { mirror, upstream, req } = setup({ firstByteTimeoutMs: 200 })
+    upstream.delayMs = 30_000
+    for (const p of [
+      mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT),
+      mirror.getManifest(req, { kind: 'digest', digest: upstream.image.indexDigest }, CONTAINERD_ACCEPT),
+      mirror.getBlob(req, upstream.image.layerDigest),
+    ]) {
+      const started = Date.now()
+      await rejectsWith(p, 'UNAVAILABLE')
+      assert.ok(Date.now() - started < 1500, `answered in ${Date.now() - started} ms`)
+    }
+    assert.equal(mirror.inflight.length, 1, 'the blob download goes on in the background')
+  })
+
+  test('defect 6: a slow upstream past the bound serves the last known digest of a tag', async () => {
+    const { mirror, upstream, req } = setup({ firstByteTimeoutMs: 200, tagTtlMs: () => 0 })
+    await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    upstream.delayMs = 30_000
+    const started = Date.now()
+    const m = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    assert.ok(Date.now() - started < 1500)
+    assert.equal(m.digest, upstream.image.indexDigest)
+    assert.equal(m.source, 'stale')
+  })
+
+  test('defect 14: stale-if-error: an upstream that fails after the TTL serves the last known digest, marked stale', async () => {
+    let now = 1_000_000
+    const { mirror, upstream, req } = setup({ tagTtlMs: () => 1000, now: () => now })
+    await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    now += 42_000
+    upstream.isDown = true
+    const m = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    assert.equal(m.digest, upstream.image.indexDigest)
+    assert.equal(m.source, 'stale')
+    assert.equal(m.staleSeconds, 42)
+    // Without a record there is nothing to serve: the client hears the upstream is unavailable.
+    await rejectsWith(mirror.getManifest({ ...req, repository: 'team/other' }, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT), 'UNAVAILABLE')
+  })
+
+  test('defect 14: concurrent clients join one running download: the upstream is asked once, all get every byte', async () => {
+    const { mirror, upstream, req } = setup()
+    upstream.delayMs = 50
+    const results = await Promise.all([1, 2, 3].map(async () => await readAll(mirror, req, upstream.image.layerDigest)))
+    for (const r of results) assert.deepEqual(r, upstream.image.layer)
+    assert.equal(upstream.calls.filter((c) => c.startsWith('GET blob')).length, 1)
+  })
+})
