@@ -31,7 +31,7 @@ export class PeerCredentials {
   readonly #maxNonces: number
   /** nonce → timestamp it came with, in arrival order. */
   readonly #seen = new Map<string, number>()
-  /** Nothing stamped at or before this is accepted: nonces that old were dropped to bound #seen. */
+  /** Nothing stamped at or before this is accepted: the nonces that old were forgotten. */
   #floor = -Infinity
 
   constructor (clusterKey: Uint8Array, options: PeerCredentialsOptions = {}) {
@@ -70,7 +70,7 @@ export class PeerCredentials {
     return mode
   }
 
-  /** Nonces remembered (for tests and metrics). */
+  /** Nonces remembered now. */
   get size (): number {
     return this.#seen.size
   }
