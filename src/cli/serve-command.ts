@@ -16,6 +16,9 @@ export function registerServe (program: Command): void {
     .option('--tls-cert <file>', 'serve HTTPS with this certificate')
     .option('--tls-key <file>', 'key of --tls-cert')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
+    .option('--metrics-listen <host:port>', 'also serve /metrics, /healthz, /readyz here (else /metrics answers loopback only)')
+    .option('--first-byte-timeout <duration>', 'how long a client waits for a first byte or an error it can fall back on (default 5s)')
+    .option('--stall-timeout <duration>', 'how long a stream may stop making progress before it is resumed elsewhere or cut (default 5s)')
     .option('--containerd-socket <path>', "serve what the node's containerd holds (read-only)")
     .option('--containerd-namespace <ns>', 'containerd namespace (default k8s.io)')
     .option('--containerd-content-dir <dir>', "containerd's content directory, read directly when readable")
@@ -35,6 +38,9 @@ export function registerServe (program: Command): void {
         tlsCert: opts.tlsCert as string | undefined,
         tlsKey: opts.tlsKey as string | undefined,
         logLevel: opts.logLevel as string | undefined,
+        metricsListen: opts.metricsListen as string | undefined,
+        firstByteTimeout: opts.firstByteTimeout as string | undefined,
+        stallTimeout: opts.stallTimeout as string | undefined,
         containerdSocket: opts.containerdSocket as string | undefined,
         containerdNamespace: opts.containerdNamespace as string | undefined,
         containerdContentDir: opts.containerdContentDir as string | undefined,

@@ -45,6 +45,12 @@ export const configSchema = z.strictObject({
   credentialsFile: z.string().optional(),
   tagTTL: duration.prefault(5 * 60),
   shutdownTimeout: duration.prefault(20),
+  /** How long a client waits for its first byte, or for an error it can fall back on (its next host). */
+  firstByteTimeout: duration.prefault(5),
+  /** How long a stream may make no progress before it is resumed from another source or cut. */
+  stallTimeout: duration.prefault(5),
+  /** A second listener for /metrics, /healthz and /readyz; unset, /metrics answers loopback clients only. */
+  metricsListen: hostPort.optional(),
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   upstream: z.strictObject({
     connectTimeout: duration.prefault(5),
@@ -86,8 +92,10 @@ export interface RegistryConfig {
 }
 
 /** The validated configuration the daemon runs with. */
-export interface Config extends Omit<ParsedConfig, 'registries' | 'tagTTL' | 'shutdownTimeout'> {
+export interface Config extends Omit<ParsedConfig, 'registries' | 'tagTTL' | 'shutdownTimeout' | 'firstByteTimeout' | 'stallTimeout'> {
   readonly tagTtlMs: number
   readonly shutdownTimeoutMs: number
+  readonly firstByteTimeoutMs: number
+  readonly stallTimeoutMs: number
   readonly registries: ReadonlyMap<string, RegistryConfig>
 }

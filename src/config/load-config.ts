@@ -29,6 +29,9 @@ export interface ConfigOverrides {
   readonly zone?: string
   readonly peerAddress?: string
   readonly ownerFanout?: string
+  readonly metricsListen?: string
+  readonly firstByteTimeout?: string
+  readonly stallTimeout?: string
 }
 
 const ENV: ReadonlyArray<[string, keyof ConfigOverrides]> = [
@@ -37,7 +40,8 @@ const ENV: ReadonlyArray<[string, keyof ConfigOverrides]> = [
   ['FLOTILLA_CONTAINERD_SOCKET', 'containerdSocket'], ['FLOTILLA_CONTAINERD_NAMESPACE', 'containerdNamespace'],
   ['FLOTILLA_CONTAINERD_CONTENT_DIR', 'containerdContentDir'], ['FLOTILLA_P2P_LISTEN', 'p2pListen'],
   ['FLOTILLA_CLUSTER_KEY_FILE', 'clusterKeyFile'], ['FLOTILLA_ZONE', 'zone'], ['FLOTILLA_PEER_ADDRESS', 'peerAddress'],
-  ['FLOTILLA_OWNER_FANOUT', 'ownerFanout'],
+  ['FLOTILLA_OWNER_FANOUT', 'ownerFanout'], ['FLOTILLA_METRICS_LISTEN', 'metricsListen'],
+  ['FLOTILLA_FIRST_BYTE_TIMEOUT', 'firstByteTimeout'], ['FLOTILLA_STALL_TIMEOUT', 'stallTimeout'],
 ]
 const ENV_LISTS: ReadonlyArray<[string, 'registries' | 'bootstrap']> = [['FLOTILLA_REGISTRIES', 'registries'], ['FLOTILLA_BOOTSTRAP', 'bootstrap']]
 
@@ -64,6 +68,9 @@ function applyOverrides (base: Record<string, unknown>, o: ConfigOverrides): Rec
   if (o.defaultRegistry !== undefined) c.defaultRegistry = o.defaultRegistry
   if (o.logLevel !== undefined) c.logLevel = o.logLevel
   if (o.credentialsFile !== undefined) c.credentialsFile = o.credentialsFile
+  if (o.metricsListen !== undefined) c.metricsListen = o.metricsListen
+  if (o.firstByteTimeout !== undefined) c.firstByteTimeout = o.firstByteTimeout
+  if (o.stallTimeout !== undefined) c.stallTimeout = o.stallTimeout
   if (o.tlsCert !== undefined || o.tlsKey !== undefined) c.tls = { ...(c.tls as object | undefined), ...(o.tlsCert === undefined ? {} : { cert: o.tlsCert }), ...(o.tlsKey === undefined ? {} : { key: o.tlsKey }) }
   if (o.containerdSocket !== undefined) sub('containerd').socket = o.containerdSocket
   if (o.containerdNamespace !== undefined) sub('containerd').namespace = o.containerdNamespace
@@ -113,8 +120,8 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}): Con
     }
     registries.set(key, { endpoint: r.endpoint.replace(/\/+$/, ''), tagTtlMs: r.tagTTL ?? c.tagTTL })
   }
-  const { registries: _r, tagTTL, shutdownTimeout, ...rest } = c
-  return { ...rest, tagTtlMs: tagTTL, shutdownTimeoutMs: shutdownTimeout, registries }
+  const { registries: _r, tagTTL, shutdownTimeout, firstByteTimeout, stallTimeout, ...rest } = c
+  return { ...rest, tagTtlMs: tagTTL, shutdownTimeoutMs: shutdownTimeout, firstByteTimeoutMs: firstByteTimeout, stallTimeoutMs: stallTimeout, registries }
 }
 
 /** Loads the YAML file (if any), then environment, then flags; throws ConfigError with one clear line. */

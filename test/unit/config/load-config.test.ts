@@ -273,3 +273,37 @@ describe('parseDuration', () => {
     test(`${JSON.stringify(typeof input === 'number' && !Number.isFinite(input) ? String(input) : input)} is a TypeError`, () => assert.throws(() => parseDuration(input), TypeError))
   }
 })
+
+describe('metricsListen, firstByteTimeout, stallTimeout (issue 8)', () => {
+  test('defaults: no metrics listener, 5 s each', () => {
+    const c = buildConfig(undefined)
+    assert.equal(c.metricsListen, undefined)
+    assert.equal(c.firstByteTimeoutMs, 5000)
+    assert.equal(c.stallTimeoutMs, 5000)
+  })
+  test('from the file, durations like the others', () => {
+    const c = buildConfig({ metricsListen: '0.0.0.0:9090', firstByteTimeout: '2s', stallTimeout: 1.5 })
+    assert.equal(c.metricsListen, '0.0.0.0:9090')
+    assert.equal(c.firstByteTimeoutMs, 2000)
+    assert.equal(c.stallTimeoutMs, 1500)
+  })
+  test('from the environment', async () => {
+    const c = await loadConfig(undefined, {}, { FLOTILLA_METRICS_LISTEN: '10.0.0.1:9090', FLOTILLA_FIRST_BYTE_TIMEOUT: '3s', FLOTILLA_STALL_TIMEOUT: '500ms' })
+    assert.equal(c.metricsListen, '10.0.0.1:9090')
+    assert.equal(c.firstByteTimeoutMs, 3000)
+    assert.equal(c.stallTimeoutMs, 500)
+  })
+  test('flags beat the environment', async () => {
+    const c = await loadConfig(undefined, { metricsListen: '127.0.0.1:9091', firstByteTimeout: '4s', stallTimeout: '6s' },
+      { FLOTILLA_METRICS_LISTEN: '10.0.0.1:9090', FLOTILLA_FIRST_BYTE_TIMEOUT: '3s', FLOTILLA_STALL_TIMEOUT: '500ms' })
+    assert.equal(c.metricsListen, '127.0.0.1:9091')
+    assert.equal(c.firstByteTimeoutMs, 4000)
+    assert.equal(c.stallTimeoutMs, 6000)
+  })
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ metricsListen: 'nine-thousand' }, /^invalid configuration: metricsListen: expected HOST:PORT/],
+    [{ firstByteTimeout: 'soon' }, /^invalid configuration: firstByteTimeout: invalid duration/],
+    [{ stallTimeout: -1 }, /^invalid configuration: stallTimeout: invalid duration/],
+  ]
+  for (const [raw, message] of bad) test(`${JSON.stringify(raw)} is a ConfigError`, () => assertConfigError(() => buildConfig(raw), message))
+})
