@@ -71,6 +71,7 @@ export async function startDaemon (config: Config, logger: Logger, env: NodeJS.P
     const mirror = new Mirror({
       store, tags, upstream, localSources, metrics, logger: logger.child({ component: 'mirror' }),
       tagTtlMs: (registry) => config.registries.get(registry)?.tagTtlMs ?? config.tagTtlMs,
+      firstByteTimeoutMs: config.firstByteTimeoutMs, stallTimeoutMs: config.stallTimeoutMs,
       ...(p2p === undefined ? {} : { remote: p2p.content, announce: (keys: readonly string[]) => p2p.advertiser?.announce(keys) }),
     })
     if (p2p !== undefined) await p2p.advertise(localSources)
