@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto'
-import { readFile, rename, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { open, readFile, rename, unlink } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { isDigest, type Digest } from '../oci/index.js'
 import { isNotFound } from './fs-blob-store.js'
+import { fsyncDir } from './fsync-dir.js'
 import { MemoryTagIndex } from './memory-tag-index.js'
 import type { TagRecord } from './tag-index.js'
 
 /**
- * The tag index kept in memory and persisted as one JSON file, rewritten through a temp file and a rename
- * so a crash leaves the old or the new version, never a torn one. Writes are serialized.
+ * The tag index kept in memory and persisted as one JSON file, rewritten through a synced temp file and a
+ * rename so a crash or a power cut leaves the old or the new version, never a torn one. Writes are serialized.
  */
 export class FileTagIndex extends MemoryTagIndex {
   readonly #file: string
@@ -61,8 +62,20 @@ export class FileTagIndex extends MemoryTagIndex {
   #persist (): Promise<void> {
     const write = async (): Promise<void> => {
       const tmp = `${this.#file}.${randomBytes(4).toString('hex')}.tmp`
-      await writeFile(tmp, JSON.stringify({ version: 1, tags: Object.fromEntries(this.records) }))
+      // Synced before the rename and the directory after it: a power cut leaves the old or the new index,
+      // never a tags.json whose bytes were not on disk yet.
+      const fh = await open(tmp, 'wx')
+      try {
+        await fh.writeFile(JSON.stringify({ version: 1, tags: Object.fromEntries(this.records) }))
+        await fh.sync()
+      } catch (err) {
+        await fh.close()
+        await unlink(tmp).catch(() => {})
+        throw err
+      }
+      await fh.close()
       await rename(tmp, this.#file)
+      await fsyncDir(dirname(this.#file))
     }
     this.#pending = this.#pending.then(write, write)
     return this.#pending
