@@ -2,14 +2,19 @@ import { OciError } from '../oci/index.js'
 import type { ByteRange } from '../store/blob-store.js'
 
 /**
- * Parses a single-range `Range: bytes=…` header against a blob size. Returns undefined for no header (or a
- * multi-range request, which we answer whole); throws RANGE_INVALID for a malformed or unsatisfiable one.
+ * Parses a single-range `Range: bytes=…` header against a blob size. Returns undefined for no header, a
+ * multi-range request or a unit other than bytes (all answered whole); throws RANGE_INVALID for a malformed
+ * or unsatisfiable bytes range.
  */
 export function parseRangeHeader (header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined) return undefined
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  // RFC 9110 §14.2: a range unit the server does not understand is ignored (200, whole body), not refused.
+  // Units compare case-insensitively; the unit is a token.
+  const unit = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)=/.exec(header.trim())?.[1]
+  if (unit !== undefined && unit.toLowerCase() !== 'bytes') return undefined
+  const m = /^bytes=(\d*)-(\d*)$/i.exec(header.trim())
   if (m === null) {
-    if (/^bytes=[\d\s,-]+$/.test(header.trim()) && header.includes(',')) return undefined
+    if (/^bytes=[\d\s,-]+$/i.test(header.trim()) && header.includes(',')) return undefined
     throw new OciError('RANGE_INVALID', `invalid Range header ${JSON.stringify(header.slice(0, 80))}`, { size })
   }
   const [, a = '', b = ''] = m

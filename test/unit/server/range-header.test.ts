@@ -22,9 +22,17 @@ describe('parseRangeHeader', () => {
     ['bytes=0-1,3-4', 10, undefined],
     ['bytes=0-1, 5-', 10, undefined],
     ['bytes=-1,-2', 10, undefined],
+    // Units compare case-insensitively (RFC 9110 §14.1).
+    ['BYTES=3-5', 10, { start: 3, end: 5 }],
   ]
   for (const [header, size, expected] of satisfiable) {
     test(`${JSON.stringify(header)} of ${size} bytes → ${JSON.stringify(expected)}`, () => assert.deepEqual(parseRangeHeader(header, size), expected))
+  }
+
+  // Defect 3 (issue 8): a unit we do not understand is ignored (RFC 9110 §14.2), the answer is the whole body.
+  const unknownUnits: Array<[string, number]> = [['items=0-10', 10], ['items=0-9', 0], ['Items=5-', 10], ['x-custom=garbage', 10], ['rows=-', 10]]
+  for (const [header, size] of unknownUnits) {
+    test(`defect 3: ${JSON.stringify(header)} (unknown unit) of ${size} bytes is ignored → whole body`, () => assert.equal(parseRangeHeader(header, size), undefined))
   }
 
   const invalid: Array<[string, number]> = [
@@ -39,7 +47,6 @@ describe('parseRangeHeader', () => {
     ['bytes=a-b', 10],
     ['bytes=1-2-3', 10],
     ['bytes 0-9', 10],
-    ['items=0-9', 10],
     ['0-9', 10],
     ['', 10],
     ['bytes=0x1-2', 10],
