@@ -1,4 +1,8 @@
-/** OCI distribution error codes and the HTTP status each maps to: one table so they never drift apart. */
+/**
+ * OCI distribution error codes and the HTTP status each maps to: one table so they never drift apart. Codes
+ * come from the distribution spec's table (plus Distribution's TAG_INVALID, RANGE_INVALID and UNAVAILABLE):
+ * clients know them; an unknown endpoint is NAME_UNKNOWN, as in Distribution.
+ */
 export const OCI_STATUS = {
   BLOB_UNKNOWN: 404,
   BLOB_UPLOAD_INVALID: 400,
@@ -13,7 +17,6 @@ export const OCI_STATUS = {
   UNAUTHORIZED: 401,
   DENIED: 403,
   UNSUPPORTED: 405,
-  NOT_FOUND: 404,
   TOOMANYREQUESTS: 429,
   UNAVAILABLE: 503,
 } as const

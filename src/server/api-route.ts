@@ -10,27 +10,23 @@ export type ApiRoute =
 
 /**
  * Maps a `/v2/...` path to a route; the name is returned raw (validated by the caller, which knows the
- * registry). Throws NOT_FOUND for paths outside the API and the parse errors of refs and digests.
+ * registry). `pathname` is decoded and free of dot segments (parseRequestTarget): it is not decoded again.
+ * Throws NAME_UNKNOWN for paths outside the API and the parse errors of refs and digests.
  */
 export function parseApiPath (pathname: string): ApiRoute {
   if (pathname === '/v2/' || pathname === '/v2') return { kind: 'base' }
-  if (!pathname.startsWith('/v2/')) throw new OciError('NOT_FOUND', `no such endpoint ${JSON.stringify(truncate(pathname))}`)
-  let decoded: string
-  try {
-    decoded = decodeURIComponent(pathname.slice(4))
-  } catch {
-    throw new OciError('NAME_INVALID', 'malformed percent-encoding in path')
-  }
-  if (decoded.split('/').some((c) => c === '..' || c === '.')) throw new OciError('NAME_INVALID', 'path segments "." and ".." are not allowed')
-  let m = /^(.+)\/blobs\/uploads(?:\/.*)?$/.exec(decoded)
+  const unknown = (): OciError => new OciError('NAME_UNKNOWN', `no such endpoint ${JSON.stringify(truncate(pathname))}`)
+  if (!pathname.startsWith('/v2/')) throw unknown()
+  const rest = pathname.slice(4)
+  let m = /^(.+)\/blobs\/uploads(?:\/.*)?$/.exec(rest)
   if (m !== null) return { kind: 'upload', name: m[1] as string }
-  m = /^(.+)\/manifests\/([^/]+)$/.exec(decoded)
+  m = /^(.+)\/manifests\/([^/]+)$/.exec(rest)
   if (m !== null) return { kind: 'manifest', name: m[1] as string, ref: parseManifestRef(m[2] as string) }
-  m = /^(.+)\/blobs\/([^/]+)$/.exec(decoded)
+  m = /^(.+)\/blobs\/([^/]+)$/.exec(rest)
   if (m !== null) return { kind: 'blob', name: m[1] as string, digest: parseDigest(m[2] as string).digest }
-  m = /^(.+)\/tags\/list$/.exec(decoded)
+  m = /^(.+)\/tags\/list$/.exec(rest)
   if (m !== null) return { kind: 'tags', name: m[1] as string }
-  m = /^(.+)\/referrers\/([^/]+)$/.exec(decoded)
+  m = /^(.+)\/referrers\/([^/]+)$/.exec(rest)
   if (m !== null) return { kind: 'referrers', name: m[1] as string, digest: parseDigest(m[2] as string).digest }
-  throw new OciError('NOT_FOUND', `no such endpoint ${JSON.stringify(truncate(pathname))}`)
+  throw unknown()
 }

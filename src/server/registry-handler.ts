@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
@@ -8,8 +7,13 @@ import { normalizeRegistry, normalizeRepository, OciError, type Digest } from '.
 import type { FanoutTicket } from '../p2p/owner-fanout.js'
 import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, type PeerMode } from '../p2p/peer-auth.js'
 import { isHostPort } from '../p2p/router.js'
+import { isLoopbackAddress } from '../http/is-loopback-address.js'
+import { parseRequestTarget, type RequestTarget } from '../http/request-target.js'
 import { parseApiPath, type ApiRoute } from './api-route.js'
+import { isObservabilityPath, serveObservability } from './observability-handler.js'
 import { parseRangeHeader } from './range-header.js'
+import { renameTagList } from './rename-tag-list.js'
+import { API_HEADERS, sendError } from './send-error.js'
 
 export interface RegistryHandlerOptions {
   readonly mirror: Mirror
@@ -20,7 +24,7 @@ export interface RegistryHandlerOptions {
   /** Configured registry names: a first path component equal to one routes there (`/v2/ghcr.io/o/r/...`). */
   readonly registries: ReadonlySet<string>
   readonly isReady: () => boolean
-  /** Refreshes gauges that are read, not pushed (store size, peers), before /metrics answers. */
+  /** Refreshes gauges that are read, not pushed (store size, peers), before /metrics answers (to loopback). */
   readonly beforeScrape?: () => Promise<void>
   /** Admits a request (peer credentials); `mode` says what a peer asked for. Absent: peer requests are refused. */
   readonly checkRequest?: (req: IncomingMessage) => { ok: boolean, mode?: PeerMode }
@@ -29,8 +33,6 @@ export interface RegistryHandlerOptions {
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
-
-const API_HEADERS = { 'docker-distribution-api-version': 'registry/2.0' }
 
 /** The HTTP edge: routes, headers, ranges, and the one place errors become OCI JSON. */
 export function createRegistryHandler (o: RegistryHandlerOptions): Handler {
@@ -49,20 +51,16 @@ export function createRegistryHandler (o: RegistryHandlerOptions): Handler {
       o.logger.debug({ method: req.method, url: req.url, status: res.statusCode, kind, registry, result, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request')
     }
     const run = async (): Promise<void> => {
-      const rawPath = (req.url ?? '/').split('?')[0] ?? '/'
-      // The URL parser would resolve dot segments away; a name with them is refused, not rewritten.
-      if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(rawPath)) throw new OciError('NAME_INVALID', 'path segments "." and ".." are not allowed')
-      const url = new URL(req.url ?? '/', 'http://x')
+      const target = parseRequestTarget(req.url ?? '')
       const method = req.method ?? 'GET'
-      if (url.pathname === '/healthz') return sendText(res, 200, 'ok\n', method)
-      if (url.pathname === '/readyz') return sendText(res, o.isReady() ? 200 : 503, o.isReady() ? 'ready\n' : 'not ready\n', method)
-      if (url.pathname === '/metrics') {
-        o.metrics.storeBytes.set(await o.mirror.storeBytes())
-        await o.beforeScrape?.()
-        return sendText(res, 200, await o.metrics.registry.metrics(), method, o.metrics.registry.contentType)
+      // Probes reveal nothing and load balancers need them; metrics do, so only this host scrapes them here
+      // (others use the metricsListen address, if the operator opened one).
+      const path = target.pathname
+      if (isObservabilityPath(path) && (path !== '/metrics' || isLoopbackAddress(req.socket.remoteAddress))) {
+        return await serveObservability(path, method, res, o)
       }
       isApi = true
-      const route = parseApiPath(url.pathname)
+      const route = parseApiPath(path)
       kind = routeKind(route)
       if (method !== 'GET' && method !== 'HEAD') throw new OciError('UNSUPPORTED', `${method} is not supported: this is a pull-through mirror (read-only)`)
       if (route.kind === 'upload') throw new OciError('UNSUPPORTED', 'push is not supported: this is a pull-through mirror (read-only)')
@@ -74,10 +72,10 @@ export function createRegistryHandler (o: RegistryHandlerOptions): Handler {
         res.end(method === 'HEAD' ? undefined : '{}')
         return
       }
-      const target = resolveTarget(route.name, url.searchParams.get('ns'), o)
-      registry = target.registry
-      const mreq: MirrorRequest = { ...target, signal: controller.signal, localOnly: check.mode === 'local', noPeers: check.mode !== undefined }
-      result = await serveRoute(route, mreq, url, req, res, o)
+      const repo = resolveTarget(route.name, target.params.get('ns'), o)
+      registry = repo.registry
+      const mreq: MirrorRequest = { ...repo, signal: controller.signal, localOnly: check.mode === 'local', noPeers: check.mode !== undefined }
+      result = await serveRoute(route, mreq, target, req, res, o)
     }
     run().then(done, (err: unknown) => {
       sendError(res, err, req.method === 'HEAD', o.logger)
@@ -115,7 +113,7 @@ export function resolveTarget (name: string, ns: string | null, o: Pick<Registry
   return { registry, repository: normalizeRepository(registry, repoName) }
 }
 
-async function serveRoute (route: ApiRoute, mreq: MirrorRequest, url: URL, req: IncomingMessage, res: ServerResponse, o: RegistryHandlerOptions): Promise<RequestResult> {
+async function serveRoute (route: ApiRoute, mreq: MirrorRequest, target: RequestTarget, req: IncomingMessage, res: ServerResponse, o: RegistryHandlerOptions): Promise<RequestResult> {
   const isHead = req.method === 'HEAD'
   switch (route.kind) {
     case 'manifest': {
@@ -135,7 +133,7 @@ async function serveRoute (route: ApiRoute, mreq: MirrorRequest, url: URL, req: 
     case 'blob': {
       const ticket = isHead ? undefined : ownerTicket(route.digest, mreq, req, o)
       if (ticket?.redirectTo !== undefined) {
-        res.writeHead(307, { ...API_HEADERS, location: `http://${ticket.redirectTo}${url.pathname}${url.search}`, 'content-length': '0' })
+        res.writeHead(307, { ...API_HEADERS, location: `http://${ticket.redirectTo}${target.rawPathname}${target.query === '' ? '' : `?${target.query}`}`, 'content-length': '0' })
         res.end()
         o.metrics.ownerRedirects.inc()
         return 'peer'
@@ -147,55 +145,23 @@ async function serveRoute (route: ApiRoute, mreq: MirrorRequest, url: URL, req: 
       }
     }
     case 'tags': {
-      const t = await o.mirror.listTags(mreq, url.search.slice(1))
-      res.writeHead(t.status, { ...API_HEADERS, ...t.headers, 'content-length': String(t.body.byteLength) })
-      res.end(isHead ? undefined : t.body)
+      const t = await o.mirror.listTags(mreq, target.query)
+      const ns = target.params.get('ns') ?? undefined
+      // The mirror answers for the upstream's repository; the client must see the one it asked for.
+      const answer = renameTagList(t, { name: route.name, rawPathname: target.rawPathname, ...(ns === undefined ? {} : { ns }) })
+      res.writeHead(t.status, { ...API_HEADERS, ...answer.headers, 'content-length': String(answer.body.byteLength) })
+      res.end(isHead ? undefined : answer.body)
       return t.source
     }
     case 'referrers': {
-      const r = await o.mirror.passThrough(mreq, `referrers/${route.digest}`, url.search.slice(1), req.headers.accept)
+      const r = await o.mirror.passThrough(mreq, `referrers/${route.digest}`, target.query, req.headers.accept)
       res.writeHead(r.status, { ...API_HEADERS, ...r.headers, 'content-length': String(r.body.byteLength) })
       res.end(isHead ? undefined : r.body)
       return 'upstream'
     }
     default:
-      throw new OciError('NOT_FOUND', 'no such endpoint')
+      throw new OciError('NAME_UNKNOWN', 'no such endpoint')
   }
-}
-
-function sendText (res: ServerResponse, status: number, body: string, method: string, contentType = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)) })
-  res.end(method === 'HEAD' ? undefined : body)
-}
-
-/** Errors become OCI JSON here and only here. A response already under way is aborted, never finished. */
-export function sendError (res: ServerResponse, err: unknown, isHead: boolean, logger: Logger): void {
-  if (res.headersSent) {
-    logger.warn({ err: (err as Error).message }, 'response aborted mid-body')
-    res.destroy(err as Error)
-    return
-  }
-  let status: number
-  let doc: unknown
-  const headers: Record<string, string> = { ...API_HEADERS, 'content-type': 'application/json' }
-  if (err instanceof OciError) {
-    if (err.status >= 500) logger.warn({ code: err.code, err: err.message }, 'request failed')
-    status = err.status
-    doc = err.toJSON()
-    const size = (err.detail as { size?: number } | undefined)?.size
-    if (err.code === 'RANGE_INVALID' && size !== undefined) headers['content-range'] = `bytes */${size}`
-    if (err.code === 'UNSUPPORTED') headers.allow = 'GET, HEAD'
-  } else {
-    // Unknown errors: a request id to find the log line, never a stack trace.
-    const id = randomUUID()
-    logger.error({ err, requestId: id }, 'unexpected error')
-    status = 500
-    doc = { errors: [{ code: 'UNKNOWN', message: `internal error (request id ${id})` }] }
-  }
-  const body = JSON.stringify(doc)
-  headers['content-length'] = String(Buffer.byteLength(body))
-  res.writeHead(status, headers)
-  res.end(isHead ? undefined : body)
 }
 
 async function serveBlob (digest: Digest, mreq: MirrorRequest, req: IncomingMessage, res: ServerResponse, o: RegistryHandlerOptions): Promise<RequestResult> {

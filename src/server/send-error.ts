@@ -1,0 +1,36 @@
+import { randomUUID } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import { OciError } from '../oci/index.js'
+
+export const API_HEADERS = { 'docker-distribution-api-version': 'registry/2.0' } as const
+
+/** Errors become OCI JSON here and only here. A response already under way is aborted, never finished. */
+export function sendError (res: ServerResponse, err: unknown, isHead: boolean, logger: Logger): void {
+  if (res.headersSent) {
+    logger.warn({ err: (err as Error).message }, 'response aborted mid-body')
+    res.destroy(err as Error)
+    return
+  }
+  let status: number
+  let doc: unknown
+  const headers: Record<string, string> = { ...API_HEADERS, 'content-type': 'application/json' }
+  if (err instanceof OciError) {
+    if (err.status >= 500) logger.warn({ code: err.code, err: err.message }, 'request failed')
+    status = err.status
+    doc = err.toJSON()
+    const size = (err.detail as { size?: number } | undefined)?.size
+    if (err.code === 'RANGE_INVALID' && size !== undefined) headers['content-range'] = `bytes */${size}`
+    if (err.code === 'UNSUPPORTED') headers.allow = 'GET, HEAD'
+  } else {
+    // Unknown errors: a request id to find the log line, never a stack trace.
+    const id = randomUUID()
+    logger.error({ err, requestId: id }, 'unexpected error')
+    status = 500
+    doc = { errors: [{ code: 'UNKNOWN', message: `internal error (request id ${id})` }] }
+  }
+  const body = JSON.stringify(doc)
+  headers['content-length'] = String(Buffer.byteLength(body))
+  res.writeHead(status, headers)
+  res.end(isHead ? undefined : body)
+}
