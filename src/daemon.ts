@@ -9,6 +9,7 @@ import { ConfigError } from './config/load-config.js'
 import { Metrics } from './metrics/metrics.js'
 import type { ContentSource } from './mirror/content-source.js'
 import { Mirror } from './mirror/mirror.js'
+import { createObservabilityHandler, type ObservabilityOptions } from './server/observability-handler.js'
 import { createRegistryHandler } from './server/registry-handler.js'
 import { lockDataDir } from './store/data-dir-lock.js'
 import { FileTagIndex } from './store/file-tag-index.js'
@@ -27,6 +28,8 @@ import type { TagIndex } from './store/tag-index.js'
 export interface Daemon {
   /** host:port the registry API listens on. */
   readonly address: string
+  /** host:port of the metricsListen server, when configured. */
+  readonly metricsAddress?: string
   readonly mirror: Mirror
   readonly metrics: Metrics
   /** Stops accepting, lets responses finish within the shutdown bound, then aborts what is left. */
@@ -75,12 +78,30 @@ export async function startDaemon (config: Config, logger: Logger, env: NodeJS.P
       ...(p2p === undefined ? {} : { remote: p2p.content, announce: (keys: readonly string[]) => p2p.advertiser?.announce(keys) }),
     })
     if (p2p !== undefined) await p2p.advertise(localSources)
+    const observability: ObservabilityOptions = {
+      metrics,
+      isReady: () => p2p?.router.ready() ?? true,
+      beforeScrape: async () => {
+        metrics.storeBytes.set(await mirror.storeBytes())
+        metrics.peers.set(p2p?.router.peers().length ?? 0)
+      },
+    }
+    // Started before the API listener, so that a bad metricsListen leaves nothing listening.
+    let metricsAddress: string | undefined
+    if (config.metricsListen !== undefined) {
+      const metricsServer = createHttpServer({ requestTimeout: 30_000 }, createObservabilityHandler({ ...observability, logger: logger.child({ component: 'metrics' }) }))
+      metricsAddress = await listen(metricsServer, config.metricsListen)
+      cleanups.push(async () => {
+        // Scrapes and probes are short: no drain.
+        const closed = new Promise<void>((resolve) => metricsServer.close(() => resolve()))
+        metricsServer.closeAllConnections()
+        await closed
+      })
+    }
     const handler = createRegistryHandler({
-      mirror, metrics, logger: logger.child({ component: 'http' }),
+      mirror, logger: logger.child({ component: 'http' }), ...observability,
       defaultRegistry: config.defaultRegistry,
       registries: new Set(config.registries.keys()),
-      isReady: () => p2p?.router.ready() ?? true,
-      beforeScrape: async () => { metrics.peers.set(p2p?.router.peers().length ?? 0) },
       ...(p2p === undefined ? {} : {
         checkRequest: (req: IncomingMessage) => checkPeerRequest(req, p2p.token, true),
         ownerFanout: new OwnerFanout({ limit: config.p2p.ownerFanout }),
@@ -91,10 +112,10 @@ export async function startDaemon (config: Config, logger: Logger, env: NodeJS.P
       : createHttpsServer({ keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 0, cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }, handler)
     server.headersTimeout = 30_000
     const address = await listen(server, config.listen)
-    logger.info({ address, dataDir: config.dataDir, registries: [...config.registries.keys()], tls: config.tls !== undefined }, 'flotilla serving the OCI pull API')
+    logger.info({ address, metricsAddress, dataDir: config.dataDir, registries: [...config.registries.keys()], tls: config.tls !== undefined }, 'flotilla serving the OCI pull API')
     let closing: Promise<void> | undefined
     return {
-      address, mirror, metrics,
+      address, mirror, metrics, ...(metricsAddress === undefined ? {} : { metricsAddress }),
       close: () => {
         closing ??= (async () => {
           await shutdown(server, config.shutdownTimeoutMs, logger)
