@@ -12,6 +12,7 @@ import { Mirror } from './mirror/mirror.js'
 import { createObservabilityHandler, type ObservabilityOptions } from './server/observability-handler.js'
 import { createRegistryHandler } from './server/registry-handler.js'
 import { lockDataDir } from './store/data-dir-lock.js'
+import { FileScopeIndex } from './store/file-scope-index.js'
 import { FileTagIndex } from './store/file-tag-index.js'
 import { FsBlobStore } from './store/fs-blob-store.js'
 import { loadDockerCredentials } from './upstream/docker-credentials.js'
@@ -49,6 +50,7 @@ export async function startDaemon (config: Config, logger: Logger, env: NodeJS.P
   try {
     const store = await FsBlobStore.open(config.dataDir)
     const tags = await FileTagIndex.open(config.dataDir)
+    const scopes = await FileScopeIndex.open(config.dataDir)
     const credentials = await loadDockerCredentials(config.credentialsFile)
     const upstream = new UndiciUpstream({
       registries: config.registries, credentials, logger: logger.child({ component: 'upstream' }),
@@ -75,6 +77,8 @@ export async function startDaemon (config: Config, logger: Logger, env: NodeJS.P
       store, tags, upstream, localSources, metrics, logger: logger.child({ component: 'mirror' }),
       tagTtlMs: (registry) => config.registries.get(registry)?.tagTtlMs ?? config.tagTtlMs,
       firstByteTimeoutMs: config.firstByteTimeoutMs, stallTimeoutMs: config.stallTimeoutMs,
+      // What is fetched with credentials is private to the repositories it is known in.
+      scopes, fetchesWithCredentials: (registry) => credentials.lookup(registry) !== undefined,
       ...(p2p === undefined ? {} : { remote: p2p.content, announce: (keys: readonly string[]) => p2p.advertiser?.announce(keys) }),
     })
     if (p2p !== undefined) await p2p.advertise(localSources)

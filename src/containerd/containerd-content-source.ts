@@ -2,7 +2,7 @@ import { open as openFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable, addAbortSignal } from 'node:stream'
 import type { Logger } from 'pino'
-import type { ContentEvent, ContentSource, ResolvedTag } from '../mirror/content-source.js'
+import type { ContentEvent, ContentSource, ResolvedTag, SourceBlobInfo } from '../mirror/content-source.js'
 import {
   OciError,
   isDigest,
@@ -150,11 +150,11 @@ export class ContainerdContentSource implements ContentSource {
     }
   }
 
-  async stat (digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined> {
+  async stat (digest: Digest, signal?: AbortSignal): Promise<SourceBlobInfo | undefined> {
     try {
       const info = await this.client.contentInfo(digest, signal)
       this.markReachable()
-      return info === undefined ? undefined : { digest, size: info.size }
+      return info === undefined ? undefined : { digest, size: info.size, knownIn: distributionSources(info.labels) }
     } catch (err) {
       return this.miss(err, 'stat', signal)
     }
@@ -372,4 +372,17 @@ function toRecord (image: ContainerdImage): ImageRecord | undefined {
 
 function toResolved (record: ImageRecord | undefined): ResolvedTag | undefined {
   return record === undefined ? undefined : { digest: record.digest, mediaType: record.mediaType, size: record.size }
+}
+
+const SOURCE_LABEL = 'containerd.io/distribution.source.'
+
+/** `registry/repository` for each repository containerd's source labels name (`…source.docker.io=library/a,library/b`). */
+export function distributionSources (labels: Readonly<Record<string, string>>): string[] {
+  const out: string[] = []
+  for (const [key, value] of Object.entries(labels)) {
+    if (!key.startsWith(SOURCE_LABEL)) continue
+    const registry = key.slice(SOURCE_LABEL.length)
+    for (const repository of value.split(',')) if (repository !== '') out.push(`${registry}/${repository}`)
+  }
+  return out
 }

@@ -2,6 +2,12 @@ import type { Readable } from 'node:stream'
 import type { Digest } from '../oci/index.js'
 import type { BlobInfo, ByteRange } from '../store/blob-store.js'
 
+/** A blob a source holds, and where the node's images hold it (for content restricted to its repositories). */
+export interface SourceBlobInfo extends BlobInfo {
+  /** `registry/repository` names it is held under (containerd's `containerd.io/distribution.source.*` labels). */
+  readonly knownIn?: readonly string[]
+}
+
 export interface ResolvedTag {
   readonly digest: Digest
   readonly mediaType: string
@@ -16,7 +22,7 @@ export interface ResolvedTag {
 export interface ContentSource {
   readonly name: string
   resolveTag (registry: string, repository: string, tag: string, signal?: AbortSignal): Promise<ResolvedTag | undefined>
-  stat (digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined>
+  stat (digest: Digest, signal?: AbortSignal): Promise<SourceBlobInfo | undefined>
   open (digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | undefined>
   /** Content added or removed (for advertising to peers). Returns an unsubscribe function. */
   watch? (listener: (event: ContentEvent) => void): () => void

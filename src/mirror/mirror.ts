@@ -7,6 +7,7 @@ import {
   parseManifest, type Digest, type ManifestRef, type Tag,
 } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
+import { MemoryScopeIndex, type ScopeIndex } from '../store/scope-index.js'
 import type { TagIndex, TagRecord } from '../store/tag-index.js'
 import { readLimited } from '../upstream/read-limited.js'
 import type { ManifestBody, Upstream } from '../upstream/upstream.js'
@@ -79,10 +80,20 @@ export interface MirrorOptions {
   readonly firstByteTimeoutMs?: number
   /** Longest a blob stream may stop making progress before it is resumed from another source or cut. */
   readonly stallTimeoutMs?: number
+  /**
+   * Whether this node fetches from a registry with credentials: what it fetches there is restricted to the
+   * repositories it is known in (ScopeIndex). Default: no registry.
+   */
+  readonly fetchesWithCredentials?: (registry: string) => boolean
+  /** Where restricted content is known to be; in memory when omitted. */
+  readonly scopes?: ScopeIndex
 }
 
 const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 5000
 const LATE = Symbol('late')
+/** How long an upstream's "this repository does not have it" is believed, and how many such answers are kept. */
+const REFUSAL_TTL_MS = 30_000
+const MAX_REFUSALS = 10_000
 
 /** The media type of bytes that parse as a manifest, or undefined for any other blob (a layer, a config). */
 function manifestMediaType (bytes: Buffer): string | undefined {
@@ -108,10 +119,14 @@ export class Mirror {
   readonly #manifestFlight = new SingleFlight<{ bytes: Buffer, digest: Digest, mediaType: string, source: RequestResult }>()
   readonly #tagFlight = new SingleFlight<ManifestResult>()
   readonly #manifests = new ManifestCache()
+  readonly #scopes: ScopeIndex
+  /** `digest repository` → when the upstream's refusal to confirm it there expires. */
+  readonly #refusals = new Map<string, number>()
 
   constructor (options: MirrorOptions) {
     this.#o = options
     this.#now = options.now ?? Date.now
+    this.#scopes = options.scopes ?? new MemoryScopeIndex()
     options.store.watch((e) => { if (e.type === 'removed') this.#manifests.delete(e.digest) })
   }
 
@@ -166,7 +181,7 @@ export class Mirror {
    * A manifest this node holds: from memory, its own store or a node source. A blob held here that is not a
    * manifest (a layer, a config) is MANIFEST_UNKNOWN; it is never read past the manifest size limit.
    */
-  async #localManifest (req: MirrorRequest, digest: Digest): Promise<{ bytes: Buffer, mediaType: string } | undefined> {
+  async #localManifest (req: MirrorRequest, digest: Digest): Promise<{ bytes: Buffer, mediaType: string, knownIn?: readonly string[] } | undefined> {
     const cached = this.#manifests.get(digest)
     if (cached !== undefined) return cached
     const notManifest = (): OciError => new OciError('MANIFEST_UNKNOWN', `${digest} is held here but is not a manifest`)
@@ -190,7 +205,7 @@ export class Mirror {
       if (bytes === undefined || digestOf(bytes, parseDigest(digest).algorithm) !== digest) continue
       const mediaType = manifestMediaType(bytes)
       if (mediaType === undefined) throw notManifest()
-      return { bytes, mediaType }
+      return { bytes, mediaType, ...(info.knownIn === undefined ? {} : { knownIn: info.knownIn }) }
     }
     return undefined
   }
@@ -201,14 +216,17 @@ export class Mirror {
 
   async #manifestByDigest (req: MirrorRequest, digest: Digest, accept: string | undefined): Promise<ManifestResult> {
     const local = await this.#localManifest(req, digest)
-    if (local !== undefined) return this.#result(digest, local.bytes, 'hit', local.mediaType)
+    if (local !== undefined) {
+      await this.#mayServe(req, digest, 'manifest', local.knownIn)
+      return this.#result(digest, local.bytes, 'hit', local.mediaType)
+    }
     const what = `manifest ${req.registry}/${req.repository}@${digest}`
     if (req.localOnly === true) throw new OciError('MANIFEST_UNKNOWN', `${what} is not held here`)
     const fetched = await this.#manifestFlight.do(digest, async () => {
       const fromPeers = async (isPatient: boolean): Promise<{ bytes: Buffer, digest: Digest, mediaType: string, source: RequestResult } | undefined> => {
         const remote = await this.#remote(req)?.manifest(req, { kind: 'digest', digest }, upstreamManifestAccept(accept), isPatient).catch(() => undefined)
         if (remote === undefined || digestOf(remote.bytes, parseDigest(digest).algorithm) !== digest) return undefined
-        await this.#keepManifest(digest, remote.bytes, remote.mediaType)
+        await this.#keepManifest(req, digest, remote.bytes, remote.mediaType)
         return { bytes: remote.bytes, digest, mediaType: remote.mediaType, source: 'peer' }
       }
       const quick = await fromPeers(false)
@@ -227,15 +245,16 @@ export class Mirror {
       if (digestOf(m.bytes, parseDigest(digest).algorithm) !== digest) {
         throw new OciError('UNAVAILABLE', `${what}: upstream returned content that does not match the digest; nothing was kept`)
       }
-      await this.#keepManifest(digest, m.bytes, m.mediaType)
+      await this.#keepManifest(req, digest, m.bytes, m.mediaType)
       return { bytes: m.bytes, digest, mediaType: m.mediaType, source: 'upstream' as const }
     })
     return this.#result(digest, fetched.bytes, fetched.source, fetched.mediaType)
   }
 
-  /** Validates and stores a manifest; invalid manifests are served to no one. */
-  async #keepManifest (digest: Digest, bytes: Buffer, mediaType: string): Promise<void> {
+  /** Validates and stores a manifest fetched for `req`; invalid manifests are served to no one. */
+  async #keepManifest (req: MirrorRequest, digest: Digest, bytes: Buffer, mediaType: string): Promise<void> {
     parseManifest(bytes, mediaType)
+    this.#noteFetched(req, digest)
     const w = await this.#o.store.begin(digest, bytes.byteLength)
     try {
       await w.write(bytes)
@@ -298,7 +317,7 @@ export class Mirror {
       }
       const m = await this.#o.upstream.getManifest(registry, repository, tag, acceptUp, shared)
       const digest = digestOf(m.bytes)
-      await this.#keepManifest(digest, m.bytes, m.mediaType)
+      await this.#keepManifest(req, digest, m.bytes, m.mediaType)
       if (acceptsEveryManifestKind(acceptUp)) {
         await this.#o.tags.set(registry, repository, tag, {
           digest, mediaType: m.mediaType, size: m.bytes.byteLength, fetchedAt: now, ...(m.etag === undefined ? {} : { etag: m.etag }),
@@ -347,7 +366,7 @@ export class Mirror {
       const remote = await peers.manifest(req, { kind: 'tag', tag }, upstreamManifestAccept(accept), true).catch(() => undefined)
       if (remote !== undefined) {
         const digest = digestOf(remote.bytes)
-        await this.#keepManifest(digest, remote.bytes, remote.mediaType).catch(() => {})
+        await this.#keepManifest(req, digest, remote.bytes, remote.mediaType).catch(() => {})
         return this.#result(digest, remote.bytes, 'peer', remote.mediaType)
       }
     }
@@ -360,11 +379,13 @@ export class Mirror {
     const { store } = this.#o
     const own = await store.stat(digest)
     if (own !== undefined) {
+      await this.#mayServe(req, digest, 'blob')
       return { size: own.size, source: 'hit', open: async (range) => await this.#openOwn(digest, range) }
     }
     for (const src of this.#o.localSources ?? []) {
       const info = await src.stat(digest, req.signal).catch(() => undefined)
       if (info === undefined) continue
+      await this.#mayServe(req, digest, 'blob', info.knownIn)
       return {
         size: info.size, source: 'hit',
         open: async (range) => {
@@ -375,7 +396,7 @@ export class Mirror {
       }
     }
     const running = this.#fetches.get(digest)
-    if (running !== undefined) return await this.#fromFetch(running, 'upstream')
+    if (running !== undefined) return await this.#joinFetch(req, running)
     const what = `blob ${req.registry}/${req.repository}@${digest}`
     if (req.localOnly === true) throw new OciError('BLOB_UNKNOWN', `${what} is not held here`)
     const remote = this.#remote(req)
@@ -393,8 +414,10 @@ export class Mirror {
     }
     // Another request may have started the same fetch while we looked for peers.
     const again = this.#fetches.get(digest)
-    if (again !== undefined) return await this.#fromFetch(again, 'upstream')
+    if (again !== undefined) return await this.#joinFetch(req, again)
     const fetch = this.#startFetch(digest, sources)
+    // Recorded as soon as the first source answers, before any other request can join this download.
+    fetch.ready.then(() => this.#noteFetched(req, digest), () => {})
     try {
       return await this.#fromFetch(fetch, source)
     } catch (err) {
@@ -439,6 +462,60 @@ export class Mirror {
       if ((fetch.error as { code?: string } | undefined)?.code === 'ERR_DIGEST_MISMATCH') this.#o.remote?.distrust(digest, fetch.origins)
     })
     return fetch
+  }
+
+  /** A download another request started: served once it answered, under the same rules as held content. */
+  async #joinFetch (req: MirrorRequest, fetch: BlobFetch): Promise<BlobResult> {
+    const what = `blob ${req.registry}/${req.repository}@${fetch.digest}`
+    try {
+      const result = await this.#fromFetch(fetch, 'upstream')
+      await this.#mayServe(req, fetch.digest, 'blob')
+      return result
+    } catch (err) {
+      throw upstreamToOci(err, 'blob', what)
+    }
+  }
+
+  // ---- scopes of restricted content ----
+
+  /** Content fetched for `req` from a registry we send credentials to is restricted to the repositories it is known in. */
+  #noteFetched (req: MirrorRequest, digest: Digest): void {
+    if (this.#o.fetchesWithCredentials?.(req.registry) !== true) return
+    this.#scopes.add(digest, `${req.registry}/${req.repository}`).catch((err: unknown) => {
+      this.#o.logger.warn({ digest, err: (err as Error).message }, 'could not persist where restricted content is known')
+    })
+  }
+
+  /**
+   * Refuses content held here under a repository it may not be read from. Unrestricted (public) content is
+   * served under any repository. Content fetched with credentials (or held by containerd for a registry we
+   * have credentials for) is served only where it is known to be: fetched under it, held by containerd under
+   * an image of it, or confirmed by the upstream with our credentials (remembered; refusals for 30 s).
+   */
+  async #mayServe (req: MirrorRequest, digest: Digest, kind: 'blob' | 'manifest', knownIn: readonly string[] = []): Promise<void> {
+    const where = `${req.registry}/${req.repository}`
+    const known = this.#scopes.get(digest)
+    const isRestricted = known !== undefined || knownIn.some((k) => this.#o.fetchesWithCredentials?.(k.slice(0, k.indexOf('/'))) === true)
+    if (!isRestricted || known?.has(where) === true || knownIn.includes(where)) return
+    const what = `${kind} ${where}@${digest}`
+    const unknown = new OciError(kind === 'blob' ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN', `${what} is not known in this repository`)
+    const key = `${digest} ${where}`
+    if (req.localOnly === true || !this.#o.upstream.has(req.registry) || (this.#refusals.get(key) ?? 0) > this.#now()) throw unknown
+    try {
+      const signal = this.#sharedSignal()
+      if (kind === 'blob') await this.#o.upstream.headBlob(req.registry, req.repository, digest, signal)
+      else await this.#o.upstream.headManifest(req.registry, req.repository, digest, DEFAULT_MANIFEST_ACCEPT, signal)
+    } catch (err) {
+      if (!(err instanceof UpstreamError) || err.isUnavailable) throw upstreamToOci(err, kind, what)
+      this.#refusals.delete(key)
+      this.#refusals.set(key, this.#now() + REFUSAL_TTL_MS)
+      for (const oldest of this.#refusals.keys()) {
+        if (this.#refusals.size <= MAX_REFUSALS) break
+        this.#refusals.delete(oldest)
+      }
+      throw unknown
+    }
+    await this.#scopes.add(digest, where)
   }
 
   /** A download's answer once its first source answered, or an error the client can fall back on past the bound. */

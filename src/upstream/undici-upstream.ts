@@ -143,6 +143,14 @@ export class UndiciUpstream implements Upstream {
     })
   }
 
+  async headBlob (registry: string, repository: string, digest: Digest, signal?: AbortSignal): Promise<{ size: number | undefined }> {
+    const call = this.#call(registry, repository, 'HEAD', `blobs/${digest}`, {}, signal)
+    return await this.#execute(call, async (response) => {
+      await discardBody(response.body)
+      return { size: contentLength(response) }
+    })
+  }
+
   async passThrough (registry: string, repository: string, path: string, query: string, accept: string | undefined, signal?: AbortSignal): Promise<PassThroughResponse> {
     const search = query.replace(/^\?/, '')
     const fullPath = `${path.replace(/^\/+/, '')}${search === '' ? '' : `?${search}`}`

@@ -38,6 +38,8 @@ export interface Upstream {
   getManifest (registry: string, repository: string, reference: string, accept: string, signal?: AbortSignal): Promise<ManifestBody>
   /** `offset` asks for the bytes from there on (Range: bytes=offset-). */
   getBlob (registry: string, repository: string, digest: Digest, offset?: number, signal?: AbortSignal): Promise<BlobBody>
+  /** Whether the repository has the blob (a 404 is ERR_UPSTREAM_NOT_FOUND), without its bytes. */
+  headBlob (registry: string, repository: string, digest: Digest, signal?: AbortSignal): Promise<{ size: number | undefined }>
   /** GET of any other read path under /v2/<repository>/ (tags/list, referrers/<digest>), answered as the upstream did. */
   passThrough (registry: string, repository: string, path: string, query: string, accept: string | undefined, signal?: AbortSignal): Promise<PassThroughResponse>
   close (): Promise<void>

@@ -52,8 +52,11 @@ export class FakeRegistry implements Upstream {
   /** Every call waits this long (or until its signal aborts) before answering. */
   delayMs = 0
   readonly #blobs = new Map<Digest, Buffer>()
+  /** Repositories holding the image (blobs and manifests by digest); the tag is in `repository` only. */
+  readonly repositories: Set<string>
 
   constructor (readonly repository = 'team/app', readonly tag = 'v1') {
+    this.repositories = new Set([repository])
     const { image } = this
     this.#blobs.set(image.indexDigest, image.index)
     this.#blobs.set(image.layerDigest, image.layer)
@@ -73,8 +76,8 @@ export class FakeRegistry implements Upstream {
 
   #resolve (repository: string, reference: string, accept: string): { bytes: Buffer, mediaType: string } {
     const { image } = this
-    if (repository !== this.repository) throw new UpstreamError('ERR_UPSTREAM_NOT_FOUND', 'no such repository', 'fake', 404)
-    if (reference === this.tag) {
+    if (!this.repositories.has(repository)) throw new UpstreamError('ERR_UPSTREAM_NOT_FOUND', 'no such repository', 'fake', 404)
+    if (reference === this.tag && repository === this.repository) {
       if (accepts(accept, MediaType.DockerManifestList)) return { bytes: image.index, mediaType: MediaType.DockerManifestList }
       const amd64 = image.platforms.get('amd64') as { bytes: Buffer }
       return { bytes: amd64.bytes, mediaType: MediaType.DockerManifest }
@@ -98,9 +101,16 @@ export class FakeRegistry implements Upstream {
 
   async getBlob (_registry: string, repository: string, digest: Digest, offset = 0, signal?: AbortSignal): Promise<BlobBody> {
     await this.#enter(`GET blob ${repository}@${digest}`, signal)
-    const bytes = repository === this.repository ? this.#blobs.get(digest) : undefined
+    const bytes = this.repositories.has(repository) ? this.#blobs.get(digest) : undefined
     if (bytes === undefined) throw new UpstreamError('ERR_UPSTREAM_NOT_FOUND', 'blob unknown', 'fake', 404)
     return { status: offset === 0 ? 200 : 206, length: bytes.byteLength - offset, totalSize: bytes.byteLength, body: Readable.from([bytes.subarray(offset)]) }
+  }
+
+  async headBlob (_registry: string, repository: string, digest: Digest, signal?: AbortSignal): Promise<{ size: number | undefined }> {
+    await this.#enter(`HEAD blob ${repository}@${digest}`, signal)
+    const bytes = this.repositories.has(repository) ? this.#blobs.get(digest) : undefined
+    if (bytes === undefined) throw new UpstreamError('ERR_UPSTREAM_NOT_FOUND', 'blob unknown', 'fake', 404)
+    return { size: bytes.byteLength }
   }
 
   async passThrough (): Promise<PassThroughResponse> {

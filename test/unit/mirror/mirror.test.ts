@@ -8,6 +8,8 @@ import { Mirror, type MirrorOptions, type MirrorRequest } from '../../../src/mir
 import { MAX_MANIFEST_BYTES, MediaType, OciError, type Digest } from '../../../src/oci/index.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
+import { FileScopeIndex } from '../../../src/store/file-scope-index.js'
+import { makeTempDir } from '../../helpers/temp-dir.js'
 import { collect } from '../store/blob-store-conformance.js'
 import { FakeRegistry, sha256 } from './fake-registry.js'
 
@@ -121,5 +123,58 @@ void describe('Mirror', () => {
     const results = await Promise.all([1, 2, 3].map(async () => await readAll(mirror, req, upstream.image.layerDigest)))
     for (const r of results) assert.deepEqual(r, upstream.image.layer)
     assert.equal(upstream.calls.filter((c) => c.startsWith('GET blob')).length, 1)
+  })
+
+  test('defect 5: content fetched with credentials is served only under the repository it is known in, unless the upstream confirms', async () => {
+    const { mirror, upstream, req } = setup({ fetchesWithCredentials: () => true })
+    const { layerDigest, indexDigest } = upstream.image
+    await readAll(mirror, req, layerDigest)
+    await mirror.getManifest(req, { kind: 'digest', digest: indexDigest }, CONTAINERD_ACCEPT)
+    const other = { ...req, repository: 'team/other' }
+    await rejectsWith(mirror.getBlob(other, layerDigest), 'BLOB_UNKNOWN')
+    await rejectsWith(mirror.getManifest(other, { kind: 'digest', digest: indexDigest }, CONTAINERD_ACCEPT), 'MANIFEST_UNKNOWN')
+    const heads = (): number => upstream.calls.filter((c) => c.startsWith('HEAD')).length
+    assert.equal(heads(), 2, 'the upstream was asked, with our credentials, whether team/other has them')
+    await rejectsWith(mirror.getBlob(other, layerDigest), 'BLOB_UNKNOWN')
+    assert.equal(heads(), 2, 'a refusal is remembered for a while')
+    // A peer asking (local only) for the repository it was fetched under is served; for another, refused without the upstream.
+    assert.deepEqual(await readAll(mirror, { ...req, localOnly: true }, layerDigest), upstream.image.layer)
+    await rejectsWith(mirror.getBlob({ ...req, repository: 'team/third', localOnly: true }, layerDigest), 'BLOB_UNKNOWN')
+    assert.equal(heads(), 2)
+    // A repository the upstream confirms has it is served, and remembered.
+    upstream.repositories.add('team/fourth')
+    const fourth = { ...req, repository: 'team/fourth' }
+    assert.deepEqual(await readAll(mirror, fourth, layerDigest), upstream.image.layer)
+    assert.deepEqual(await readAll(mirror, fourth, layerDigest), upstream.image.layer)
+    assert.equal(heads(), 3)
+    assert.equal(upstream.calls.filter((c) => c.startsWith('GET blob')).length, 1, 'the bytes were fetched once')
+  })
+
+  test('defect 5: public content (no credentials) is still shared across repositories', async () => {
+    const { mirror, upstream, req } = setup()
+    await readAll(mirror, req, upstream.image.layerDigest)
+    assert.deepEqual(await readAll(mirror, { ...req, repository: 'team/other' }, upstream.image.layerDigest), upstream.image.layer)
+    assert.equal(upstream.calls.length, 1)
+  })
+
+  test('defect 5: a download under way for one repository is not handed to another the scope does not admit', async () => {
+    const { mirror, upstream, req } = setup({ fetchesWithCredentials: () => true })
+    upstream.delayMs = 50
+    const first = mirror.getBlob(req, upstream.image.layerDigest)
+    const joiner = mirror.getBlob({ ...req, repository: 'team/other' }, upstream.image.layerDigest)
+    await first
+    await rejectsWith(joiner, 'BLOB_UNKNOWN')
+  })
+
+  test('defect 5: where restricted content is known survives a restart (FileScopeIndex)', async (t) => {
+    const dir = await makeTempDir('scopes')
+    t.after(async () => { await dir.cleanup() })
+    const a = await FileScopeIndex.open(dir.path)
+    const digest = sha256(Buffer.from('x'))
+    await a.add(digest, 'registry.example.com/team/app')
+    await a.add(digest, 'registry.example.com/team/app')
+    const b = await FileScopeIndex.open(dir.path)
+    assert.deepEqual([...(b.get(digest) ?? [])], ['registry.example.com/team/app'])
+    assert.equal(b.get(sha256(Buffer.from('y'))), undefined)
   })
 })
