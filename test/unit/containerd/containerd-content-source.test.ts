@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { afterEach, beforeEach, describe, test } from 'node:test'
 import { pino } from 'pino'
-import { ContainerdContentSource, type ContainerdContentSourceOptions } from '../../../src/containerd/containerd-content-source.js'
+import { ContainerdContentSource, distributionSources, type ContainerdContentSourceOptions } from '../../../src/containerd/containerd-content-source.js'
 import type { ContentEvent } from '../../../src/mirror/content-source.js'
 import type { Digest } from '../../../src/oci/index.js'
 import { makeTempDir, type TempDir } from '../../helpers/temp-dir.js'
@@ -123,7 +123,7 @@ void describe('ContainerdContentSource (fake containerd)', () => {
 
   void test('stat and open over gRPC, whole and ranged; absent blobs are misses', async () => {
     const source = newSource()
-    assert.deepEqual(await source.stat(BLOB_DIGEST), { digest: BLOB_DIGEST, size: BLOB.length })
+    assert.deepEqual(await source.stat(BLOB_DIGEST), { digest: BLOB_DIGEST, size: BLOB.length, knownIn: [] })
     assert.equal(await source.stat(OTHER_DIGEST), undefined)
     assert.equal(await source.open(OTHER_DIGEST), undefined)
     const whole = await source.open(BLOB_DIGEST)
@@ -203,4 +203,13 @@ void describe('ContainerdContentSource (fake containerd)', () => {
     for await (const b of source.listBlobs()) blobs.push(b)
     assert.deepEqual(blobs, [{ digest: BLOB_DIGEST, size: BLOB.length }])
   })
+})
+
+void test('distributionSources: the repositories containerd\'s source labels name, as registry/repository', () => {
+  assert.deepEqual(distributionSources({
+    'containerd.io/distribution.source.docker.io': 'library/busybox,team/app',
+    'containerd.io/distribution.source.127.0.0.1:5001': 'e2e/x',
+    'containerd.io/gc.ref.content.l.0': 'sha256:abc',
+    'containerd.io/distribution.source.ghcr.io': '',
+  }), ['docker.io/library/busybox', 'docker.io/team/app', '127.0.0.1:5001/e2e/x'])
 })
