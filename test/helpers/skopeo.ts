@@ -9,6 +9,8 @@ export interface SkopeoCopyOptions {
   all?: boolean
   /** Refuse any conversion that would change a digest (`--preserve-digests`). */
   preserveDigests?: boolean
+  /** Convert to this manifest format (`--format`): `v2s2` makes Docker manifests and manifest lists. */
+  format?: 'oci' | 'v2s2'
   /** A registries.conf, e.g. one that routes a registry through a mirror. */
   registriesConf?: string
   /** Default 120 s. */
@@ -47,6 +49,7 @@ export async function skopeoCopy (src: string, dest: string, options: SkopeoCopy
   const args = [...globalArgs(options.registriesConf), 'copy', '--quiet']
   if (options.all === true) args.push('--all')
   if (options.preserveDigests === true) args.push('--preserve-digests')
+  if (options.format !== undefined) args.push('--format', options.format)
   if (options.srcTls !== true && src.startsWith('docker://')) args.push('--src-tls-verify=false')
   if (options.destTls !== true && dest.startsWith('docker://')) args.push('--dest-tls-verify=false')
   args.push(src, dest)
