@@ -13,6 +13,7 @@ import { startFlotilla, type FlotillaAgent } from '../helpers/flotilla-agent.js'
 import { freePort } from '../helpers/free-port.js'
 import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait-for.js'
 import { buildTestImage, hostManifest, pushTestImage, type TestImage } from '../helpers/test-image.js'
 
 const REPO = 'e2e/busybox'
@@ -39,6 +40,20 @@ async function get (url: string, headers: Record<string, string> = {}, method = 
     req.on('error', reject)
     req.end()
   })
+}
+
+/** What a client saw: a complete response (all Content-Length bytes, then a clean end) or a failure (cut, error). */
+type ClientOutcome = { isComplete: true, status: number, body: Buffer } | { isComplete: false, error: unknown }
+
+async function getOutcome (url: string): Promise<ClientOutcome> {
+  try {
+    const r = await get(url)
+    const length = r.headers['content-length']
+    if (typeof length === 'string' && Number(length) !== r.body.length) return { isComplete: false, error: new Error(`${r.body.length} of ${length} bytes`) }
+    return { isComplete: true, status: r.status, body: r.body }
+  } catch (error) {
+    return { isComplete: false, error }
+  }
 }
 
 /** Pushes one random blob straight to Distribution's upload API; returns its digest. */
@@ -158,26 +173,30 @@ void describe('pull-through mirror (issue 2)', () => {
     assert.equal(head.headers['docker-content-digest'], layer.digest)
   })
 
-  test('an upstream that serves wrong bytes: nothing kept, the client fails, the next request succeeds', async () => {
+  test('defect 13: an upstream that serves wrong bytes: no client gets a complete response with them, nothing is kept, the next request succeeds', async () => {
     const blob = await pushRandomBlob(registry.url, REPO, 3 * 1024 * 1024)
     const url = `${agent.url}/v2/${REPO}/blobs/${blob.digest}`
     await proxy.setMode('corrupt-blobs')
+    let outcomes: ClientOutcome[]
     try {
-      await assert.rejects(async () => {
-        const r = await get(url)
-        // A response that completes must never carry wrong bytes.
-        if (r.status === 200) assert.equal(sha256(r.body), blob.digest)
-        else throw new Error(`status ${r.status}`)
-      })
+      // Several clients at once: the first starts the download, the others join it.
+      outcomes = await Promise.all(Array.from({ length: 3 }, async () => await getOutcome(url)))
     } finally {
       await proxy.setMode('pass')
     }
+    for (const [i, o] of outcomes.entries()) {
+      // Only a cut (or an error status) is right: the upstream never sent the blob's bytes.
+      if (!o.isComplete) continue
+      assert.notEqual(o.status, 200, `client ${i} received a complete 200 whose bytes hash to ${sha256(o.body)}, not ${blob.digest}`)
+      assert.ok(o.status >= 500, `client ${i}: status ${o.status}`)
+    }
+    await waitFor(async () => (await readdir(join(agent.dataDir, 'tmp'))).length === 0, { timeoutMs: 10_000, what: 'tmp/ to be emptied' })
     await assert.rejects(stat(join(agent.dataDir, 'blobs', 'sha256', blob.digest.slice(7))), { code: 'ENOENT' })
-    assert.deepEqual(await readdir(join(agent.dataDir, 'tmp')), [])
     const ok = await get(url)
     assert.equal(ok.status, 200)
     assert.equal(sha256(ok.body), blob.digest)
   })
+
 
   test('malformed requests get the right 4xx with an OCI error body; the server stays up', async () => {
     const cases: Array<[string, string, number, string]> = [
