@@ -9,7 +9,7 @@ import {
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
 import { MemoryScopeIndex, type ScopeIndex } from '../store/scope-index.js'
 import type { TagIndex, TagRecord } from '../store/tag-index.js'
-import { readLimited } from '../upstream/read-limited.js'
+import { readLimited } from '../http/read-limited.js'
 import type { ManifestBody, Upstream } from '../upstream/upstream.js'
 import { UpstreamError } from '../upstream/upstream-error.js'
 import { BlobFetch, type BlobSourceAttempt } from './blob-fetch.js'

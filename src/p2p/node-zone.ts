@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import { Agent, request } from 'undici'
-import { readLimited } from '../upstream/read-limited.js'
+import { readLimited } from '../http/read-limited.js'
 import { P2pError } from './errors.js'
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone'

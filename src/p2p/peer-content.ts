@@ -7,7 +7,7 @@ import type { Digest, ManifestRef } from '../oci/index.js'
 import { MAX_MANIFEST_BYTES } from '../oci/index.js'
 import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, type PeerMode } from './peer-auth.js'
 import type { PeerCredentials } from './peer-credentials.js'
-import { discardBody } from '../upstream/discard-body.js'
+import { discardBody } from '../http/discard-body.js'
 import { rendezvousOwner } from './rendezvous.js'
 import { isHostPort, type PeerInfo, type Router } from './router.js'
 

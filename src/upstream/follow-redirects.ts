@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from 'undici'
-import { discardBody } from './discard-body.js'
+import { discardBody } from '../http/discard-body.js'
 
 export interface RedirectingRequest {
   readonly dispatcher: Dispatcher

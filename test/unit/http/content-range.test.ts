@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { parseContentRange, type ContentRange } from '../../../src/upstream/content-range.js'
+import { parseContentRange, type ContentRange } from '../../../src/http/content-range.js'
 
 const cases: Array<[string | undefined, ContentRange | undefined]> = [
   ['bytes 5-9/10', { start: 5, end: 9, total: 10 }],
