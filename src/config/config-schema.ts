@@ -1,90 +1,60 @@
 import { z } from 'zod'
-import { normalizeRegistry } from '../oci/index.js'
-import { parseDuration } from './duration.js'
+import type { OptionDeclaration } from './option.js'
+import { OPTIONS, type Option } from './options.js'
 
-// Defaults go through .prefault() so they are parsed like input (seconds → ms); zod 4's .default() skips the transform.
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  try {
-    return parseDuration(v)
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message })
-    return z.NEVER
+export { DEFAULT_REGISTRIES, registrySchema } from './registries.js'
+
+// The file schema, derived from OPTIONS. A field with a default gets it through .prefault(), so the default is
+// parsed like input (zod 4's .default() skips the transform: a default of "5m" would not become milliseconds).
+// A section (`p2p.*`) defaults to {} so its own defaults apply, unless one of its fields is required: then the
+// section is optional as a whole and, when given, complete (`tls`).
+
+type FieldSchema<D extends Option> = D extends { readonly default: unknown } ? z.ZodPrefault<D['type']>
+  : D extends { readonly isRequired: true } ? D['type'] : z.ZodOptional<D['type']>
+type SectionOf<N> = N extends `${infer S}.${string}` ? S : never
+type TopShape = { [D in Option as D['name'] extends `${string}.${string}` ? never : D['name']]: FieldSchema<D> }
+type SectionShape<S extends string> = { [D in Option as D['name'] extends `${S}.${infer F}` ? F : never]: FieldSchema<D> }
+type SectionSchema<S extends string> = [Extract<Option, { readonly name: `${S}.${string}`, readonly isRequired: true }>] extends [never]
+  ? z.ZodPrefault<z.ZodObject<SectionShape<S>, z.core.$strict>>
+  : z.ZodOptional<z.ZodObject<SectionShape<S>, z.core.$strict>>
+type ConfigShape = TopShape & { [S in SectionOf<Option['name']>]: SectionSchema<S> }
+
+function fieldSchema (d: OptionDeclaration): z.ZodType {
+  if (d.default !== undefined) return d.type.prefault(d.default)
+  return d.isRequired === true ? d.type : d.type.optional()
+}
+
+/** Builds the strict file schema from declarations, fields and sections in declaration order. */
+export function schemaOf (options: readonly OptionDeclaration[]): z.ZodObject {
+  const top: Record<string, z.ZodType> = {}
+  const sections = new Map<string, { shape: Record<string, z.ZodType>, isRequired: boolean }>()
+  for (const d of options) {
+    const dot = d.name.indexOf('.')
+    if (dot < 0) {
+      top[d.name] = fieldSchema(d)
+      continue
+    }
+    const name = d.name.slice(0, dot)
+    let section = sections.get(name)
+    if (section === undefined) {
+      section = { shape: {}, isRequired: false }
+      sections.set(name, section)
+      top[name] = z.never() // holds the key's place; replaced below once every field is known
+    }
+    section.shape[d.name.slice(dot + 1)] = fieldSchema(d)
+    if (d.isRequired === true) section.isRequired = true
   }
-})
-
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:5000')
-
-const endpoint = z.string().refine((v) => {
-  try {
-    const u = new URL(v)
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.pathname.replace(/\/+$/, '') === '' && u.search === ''
-  } catch {
-    return false
+  for (const [name, { shape, isRequired }] of sections) {
+    const object = z.strictObject(shape)
+    top[name] = isRequired ? object.optional() : object.prefault({})
   }
-}, 'expected an http:// or https:// base URL with no path, e.g. https://registry-1.docker.io')
+  return z.strictObject(top)
+}
 
-const registryName = z.string().transform((v, ctx) => {
-  try {
-    return normalizeRegistry(v)
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message })
-    return z.NEVER
-  }
-})
-
-export const registrySchema = z.strictObject({
-  endpoint,
-  tagTTL: duration.optional(),
-})
-
-export const configSchema = z.strictObject({
-  listen: hostPort.default('127.0.0.1:5000'),
-  dataDir: z.string().min(1).default('./flotilla-data'),
-  defaultRegistry: registryName.default('docker.io'),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  credentialsFile: z.string().optional(),
-  tagTTL: duration.prefault(5 * 60),
-  shutdownTimeout: duration.prefault(20),
-  /** How long a client waits for its first byte, or for an error it can fall back on (its next host). */
-  firstByteTimeout: duration.prefault(5),
-  /** How long a stream may make no progress before it is resumed from another source or cut. */
-  stallTimeout: duration.prefault(5),
-  /** A second listener for /metrics, /healthz and /readyz; unset, /metrics answers loopback clients only. */
-  metricsListen: hostPort.optional(),
-  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
-  upstream: z.strictObject({
-    connectTimeout: duration.prefault(5),
-    headersTimeout: duration.prefault(15),
-    bodyTimeout: duration.prefault(30),
-    retries: z.number().int().min(0).max(10).default(2),
-  }).prefault({}),
-  registries: z.record(z.string(), registrySchema).optional(),
-  containerd: z.strictObject({
-    socket: z.string().min(1).optional(),
-    namespace: z.string().min(1).default('k8s.io'),
-    contentDir: z.string().min(1).optional(),
-  }).prefault({}),
-  p2p: z.strictObject({
-    listen: z.string().min(1).optional(),
-    bootstrap: z.array(z.string().min(1)).default([]),
-    clusterKeyFile: z.string().min(1).optional(),
-    zone: z.string().min(1).optional(),
-    peerAddress: hostPort.optional(),
-    /** Peers this node streams a digest it owns to at once; more are sent on to those peers (a tree). */
-    ownerFanout: z.coerce.number().int().min(1).max(1000).default(4),
-  }).prefault({}),
-})
+export const configSchema = schemaOf(OPTIONS) as unknown as z.ZodObject<ConfigShape, z.core.$strict>
 
 export type ConfigInput = z.input<typeof configSchema>
 export type ParsedConfig = z.output<typeof configSchema>
-
-export const DEFAULT_REGISTRIES: Readonly<Record<string, string>> = {
-  'docker.io': 'https://registry-1.docker.io',
-  'ghcr.io': 'https://ghcr.io',
-  'quay.io': 'https://quay.io',
-  'registry.k8s.io': 'https://registry.k8s.io',
-  'gcr.io': 'https://gcr.io',
-}
 
 export interface RegistryConfig {
   readonly endpoint: string

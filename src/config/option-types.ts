@@ -1,0 +1,39 @@
+import { z } from 'zod'
+import { normalizeRegistry } from '../oci/index.js'
+import { parseDuration } from './duration.js'
+
+// The value types options are declared with. Defaults are applied with .prefault() (see option.ts), so they are
+// parsed like input: a duration default is written `5m` and comes out in milliseconds.
+
+/** `200ms`, `30s`, `5m`, `1h` or a bare number of seconds, to milliseconds. */
+export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    return parseDuration(v)
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    return z.NEVER
+  }
+})
+
+export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:5000')
+
+export const endpoint = z.string().refine((v) => {
+  try {
+    const u = new URL(v)
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.pathname.replace(/\/+$/, '') === '' && u.search === ''
+  } catch {
+    return false
+  }
+}, 'expected an http:// or https:// base URL with no path, e.g. https://registry-1.docker.io')
+
+/** A registry host, normalized (`index.docker.io` → `docker.io`). */
+export const registryName = z.string().transform((v, ctx) => {
+  try {
+    return normalizeRegistry(v)
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    return z.NEVER
+  }
+})
+
+export const nonEmpty = z.string().min(1)

@@ -1,0 +1,107 @@
+import { z } from 'zod'
+import { duration, hostPort, nonEmpty, registryName } from './option-types.js'
+import { mergeRegistryPairs, registriesSchema } from './registries.js'
+import { option } from './option.js'
+
+/**
+ * Every setting of `flotilla serve`, declared once: the file schema, the flags, the environment variables
+ * and the README's configuration table (`npm run docs:config`) are derived from this list. The order is the
+ * order of the table and of `--help`; a dotted name puts the option in a section of the file.
+ */
+export const OPTIONS = [
+  option('listen', hostPort, {
+    default: '127.0.0.1:5000', env: 'FLOTILLA_LISTEN', flag: '-l, --listen <host:port>',
+    help: 'registry API address',
+  }),
+  option('dataDir', nonEmpty, {
+    default: './flotilla-data', env: 'FLOTILLA_DATA_DIR', flag: '-d, --data-dir <dir>',
+    help: 'where blobs, the tag index and the p2p identity are kept',
+  }),
+  option('defaultRegistry', registryName, {
+    default: 'docker.io', env: 'FLOTILLA_DEFAULT_REGISTRY', flag: '--default-registry <name>',
+    help: 'registry for requests without ?ns=',
+  }),
+  option('logLevel', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), {
+    default: 'info', env: 'FLOTILLA_LOG_LEVEL', flag: '--log-level <level>',
+    help: 'fatal, error, warn, info, debug (one line per request), trace or silent',
+  }),
+  option('credentialsFile', z.string(), {
+    env: 'FLOTILLA_CREDENTIALS_FILE', flag: '--credentials-file <file>',
+    help: 'docker config.json with upstream credentials',
+  }),
+  option('tagTTL', duration, {
+    default: '5m',
+    help: 'revalidate a tag with its upstream after this (per registry: registries.NAME.tagTTL)',
+  }),
+  option('shutdownTimeout', duration, {
+    default: '20s',
+    help: 'how long responses may take to finish on SIGTERM',
+  }),
+  option('firstByteTimeout', duration, {
+    default: '5s', env: 'FLOTILLA_FIRST_BYTE_TIMEOUT', flag: '--first-byte-timeout <duration>',
+    help: 'how long a client waits for its first byte, or for an error it can fall back on (its next host)',
+  }),
+  option('stallTimeout', duration, {
+    default: '5s', env: 'FLOTILLA_STALL_TIMEOUT', flag: '--stall-timeout <duration>',
+    help: 'how long a stream may make no progress before it is resumed from another source or cut',
+  }),
+  option('metricsListen', hostPort, {
+    env: 'FLOTILLA_METRICS_LISTEN', flag: '--metrics-listen <host:port>',
+    help: 'a second listener serving /metrics, /healthz and /readyz; unset, /metrics answers loopback clients only',
+  }),
+  option('tls.cert', nonEmpty, {
+    isRequired: true, flag: '--tls-cert <file>',
+    help: 'serve HTTPS with this certificate (with tls.key)',
+  }),
+  option('tls.key', nonEmpty, {
+    isRequired: true, flag: '--tls-key <file>',
+    help: 'key of tls.cert',
+  }),
+  option('upstream.connectTimeout', duration, { default: '5s', help: 'connecting to an upstream registry' }),
+  option('upstream.headersTimeout', duration, { default: '15s', help: 'waiting for an upstream response\'s headers' }),
+  option('upstream.bodyTimeout', duration, { default: '30s', help: 'between two chunks of an upstream body' }),
+  option('upstream.retries', z.number().int().min(0).max(10), { default: 2, help: 'retries of an upstream request that failed to connect or got a 5xx' }),
+  option('registries', registriesSchema, {
+    env: 'FLOTILLA_REGISTRIES', flag: '-r, --registry <name=url>', key: 'registries', isList: true, merge: mergeRegistryPairs,
+    help: 'upstream registries, NAME: { endpoint, tagTTL } in the file (replacing the five defaults); ' +
+      'NAME=URL from flags and env adds one or replaces its endpoint, e.g. docker.io=https://registry-1.docker.io',
+  }),
+  option('containerd.socket', nonEmpty, {
+    env: 'FLOTILLA_CONTAINERD_SOCKET', flag: '--containerd-socket <path>',
+    help: 'serve what the node\'s containerd holds (read-only)',
+  }),
+  option('containerd.namespace', nonEmpty, {
+    default: 'k8s.io', env: 'FLOTILLA_CONTAINERD_NAMESPACE', flag: '--containerd-namespace <ns>',
+    help: 'containerd namespace',
+  }),
+  option('containerd.contentDir', nonEmpty, {
+    env: 'FLOTILLA_CONTAINERD_CONTENT_DIR', flag: '--containerd-content-dir <dir>',
+    help: 'containerd\'s content directory, read directly when readable',
+  }),
+  option('p2p.listen', nonEmpty, {
+    env: 'FLOTILLA_P2P_LISTEN', flag: '--p2p-listen <multiaddr>',
+    help: 'join the peer-to-peer network on this address, e.g. /ip4/0.0.0.0/tcp/5001',
+  }),
+  option('p2p.bootstrap', z.array(nonEmpty), {
+    default: [], env: 'FLOTILLA_BOOTSTRAP', flag: '--bootstrap <multiaddr|dns:name>', isList: true,
+    help: 'peers to join through',
+  }),
+  option('p2p.clusterKeyFile', nonEmpty, {
+    env: 'FLOTILLA_CLUSTER_KEY_FILE', flag: '--cluster-key-file <file>',
+    help: 'pre-shared cluster key (see flotilla cluster-key)',
+  }),
+  option('p2p.zone', nonEmpty, {
+    env: 'FLOTILLA_ZONE', flag: '--zone <name>',
+    help: 'this node\'s zone; peers in the same zone are preferred (on Kubernetes, read from the node when unset)',
+  }),
+  option('p2p.peerAddress', hostPort, {
+    env: 'FLOTILLA_PEER_ADDRESS', flag: '--peer-address <host:port>',
+    help: 'how peers reach this agent\'s registry API',
+  }),
+  option('p2p.ownerFanout', z.coerce.number().int().min(1).max(1000), {
+    default: 4, env: 'FLOTILLA_OWNER_FANOUT', flag: '--owner-fanout <n>',
+    help: 'peers this agent streams a blob it owns to at once; more are sent on to them (a tree)',
+  }),
+] as const
+
+export type Option = (typeof OPTIONS)[number]
