@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { parseRequestTarget } from '../http/request-target.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { OciError } from '../oci/index.js'
+import type { Route } from './route.js'
 import { sendError } from './send-error.js'
 
 export interface ObservabilityOptions {
@@ -24,6 +25,20 @@ export async function serveObservability (path: ObservabilityPath, method: strin
   if (path === '/readyz') return sendText(res, o.isReady() ? 200 : 503, o.isReady() ? 'ready\n' : 'not ready\n', method)
   await o.beforeScrape?.()
   sendText(res, 200, await o.metrics.registry.metrics(), method, o.metrics.registry.contentType)
+}
+
+/**
+ * The probes and the scrape as a route of another listener (not counted as API requests); `mayScrape` says
+ * who gets /metrics there; to the others it is not a route here.
+ */
+export function observabilityRoute (o: ObservabilityOptions, mayScrape: (req: IncomingMessage) => boolean): Route {
+  return {
+    isCounted: false,
+    matches: ({ pathname }, req) => isObservabilityPath(pathname) && (pathname !== '/metrics' || mayScrape(req)),
+    serve: async ({ target, method, res }) => {
+      if (isObservabilityPath(target.pathname)) await serveObservability(target.pathname, method, res, o)
+    },
+  }
 }
 
 /** The `metricsListen` server: /metrics, /healthz and /readyz to anyone who can reach its address, nothing else. */

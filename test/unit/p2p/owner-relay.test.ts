@@ -13,8 +13,9 @@ import { Metrics } from '../../../src/metrics/metrics.js'
 import { Mirror } from '../../../src/mirror/mirror.js'
 import type { Digest } from '../../../src/oci/index.js'
 import { MemoryRouterNetwork } from '../../../src/p2p/memory-router.js'
+import { HttpPeerPolicy } from '../../../src/p2p/http-peer-policy.js'
 import { OwnerFanout } from '../../../src/p2p/owner-fanout.js'
-import { checkPeerRequest, peerToken } from '../../../src/p2p/peer-auth.js'
+import { peerToken } from '../../../src/p2p/peer-auth.js'
 import { PeerContent } from '../../../src/p2p/peer-content.js'
 import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 import { createRegistryHandler } from '../../../src/server/registry-handler.js'
@@ -61,7 +62,7 @@ async function startAgent (network: MemoryRouterNetwork, id: string, gets: { cou
   const mirror = new Mirror({ store: new MemoryBlobStore(), tags: new MemoryTagIndex(), upstream: slowUpstream(gets), remote: content, tagTtlMs: () => 60_000, metrics, logger })
   server.on('request', createRegistryHandler({
     mirror, metrics, logger, defaultRegistry: REGISTRY, registries: new Set([REGISTRY]), isReady: () => true,
-    checkRequest: (req) => checkPeerRequest(req, credentials, false), ownerFanout: new OwnerFanout({ limit: 1 }),
+    peerPolicy: new HttpPeerPolicy({ credentials, requireForRemote: false, ownerFanout: new OwnerFanout({ limit: 1 }) }),
   }))
   return { id, url: `http://${address}`, server, metrics, content }
 }

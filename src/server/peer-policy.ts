@@ -1,0 +1,49 @@
+import type { IncomingMessage } from 'node:http'
+import type { Digest } from '../oci/index.js'
+
+/**
+ * Header every request from a peer carries (signed for that request by the p2p side); its presence is also
+ * the loop guard. The edge owns the name: without a peer policy, a request carrying it is refused.
+ */
+export const PEER_HEADER = 'x-flotilla-peer'
+
+/**
+ * What a peer asks of us: `local` — answer only from what this node holds or is downloading; `owner` — we
+ * own the digest (rendezvous), so fetch it upstream if needed, but never ask other peers.
+ */
+export type PeerMode = 'local' | 'owner'
+
+/** Who is asking: a client of this node, a peer in a mode, or someone to refuse (401). */
+export type Admission =
+  | { readonly kind: 'client' }
+  | { readonly kind: 'peer', readonly mode: PeerMode }
+  | { readonly kind: 'refused' }
+
+/** A blob GET a peer made to this node, the digest's owner. */
+export interface OwnedBlobTicket {
+  /** `host:port` of the peer to send the asker to (a 307) instead of serving it here. */
+  readonly redirectTo?: string
+  /** The response served here ended. */
+  leave (): void
+}
+
+/**
+ * The edge's one view of peers: who may ask, in which mode, and where a peer's request for a blob this node
+ * owns is served. The p2p side implements it; the composition root wires it.
+ */
+export interface PeerPolicy {
+  admit (req: IncomingMessage): Admission
+  /**
+   * For a peer's GET (mode `owner`) of a blob: a ticket (served here, or sent on to another peer), or
+   * undefined when this request is served here with no bookkeeping.
+   */
+  enterOwnedBlob (req: IncomingMessage, digest: Digest): OwnedBlobTicket | undefined
+}
+
+/** The policy of a node without peers: everyone but a request that says it is from a peer. */
+export function clientsOnlyPolicy (): PeerPolicy {
+  return {
+    admit: (req) => req.headers[PEER_HEADER] === undefined ? { kind: 'client' } : { kind: 'refused' },
+    enterOwnedBlob: () => undefined,
+  }
+}
