@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -18,8 +18,9 @@ import { FsBlobStore } from './store/fs-blob-store.js'
 import { loadDockerCredentials } from './upstream/docker-credentials.js'
 import { UndiciUpstream } from './upstream/undici-upstream.js'
 import type { ContentAdvertiser } from './p2p/content-advertiser.js'
+import { HttpPeerPolicy } from './p2p/http-peer-policy.js'
 import { OwnerFanout } from './p2p/owner-fanout.js'
-import { checkPeerRequest, peerToken } from './p2p/peer-auth.js'
+import { peerToken } from './p2p/peer-auth.js'
 import type { PeerCredentials } from './p2p/peer-credentials.js'
 import type { PeerContent } from './p2p/peer-content.js'
 import type { Router } from './p2p/router.js'
@@ -106,9 +107,9 @@ export async function startDaemon (config: Config, logger: Logger, env: NodeJS.P
       mirror, logger: logger.child({ component: 'http' }), ...observability,
       defaultRegistry: config.defaultRegistry,
       registries: new Set(config.registries.keys()),
+      // Without p2p the edge refuses requests from peers; with it, only peers and this host may ask.
       ...(p2p === undefined ? {} : {
-        checkRequest: (req: IncomingMessage) => checkPeerRequest(req, p2p.token, true),
-        ownerFanout: new OwnerFanout({ limit: config.p2p.ownerFanout }),
+        peerPolicy: new HttpPeerPolicy({ credentials: p2p.token, requireForRemote: true, ownerFanout: new OwnerFanout({ limit: config.p2p.ownerFanout }) }),
       }),
     })
     const server: Server = config.tls === undefined
