@@ -5,9 +5,12 @@ import type { BlobSourceAttempt } from '../mirror/blob-fetch.js'
 import type { MirrorRequest, RemoteContent } from '../mirror/mirror.js'
 import type { Digest, ManifestRef } from '../oci/index.js'
 import { MAX_MANIFEST_BYTES } from '../oci/index.js'
+import { parseContentRange } from '../http/content-range.js'
+import { discardBody } from '../http/discard-body.js'
+import { firstHeader } from '../http/first-header.js'
+import { readLimited } from '../http/read-limited.js'
 import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, type PeerMode } from './peer-auth.js'
 import type { PeerCredentials } from './peer-credentials.js'
-import { discardBody } from '../http/discard-body.js'
 import { rendezvousOwner } from './rendezvous.js'
 import { isHostPort, type PeerInfo, type Router } from './router.js'
 
@@ -210,8 +213,7 @@ export class PeerContent implements RemoteContent {
       { ...extra, ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) })
     if (res.statusCode === 307 && mode === 'owner') {
       await discardBody(res.body)
-      const location = res.headers.location
-      const to = relayAddress(Array.isArray(location) ? location[0] : location)
+      const to = relayAddress(firstHeader(res.headers, 'location'))
       if (to === undefined) throw new PeerFetchError(`owner ${peer.httpAddress} redirected ${digest} to an invalid location`)
       return { redirectTo: to }
     }
@@ -221,9 +223,17 @@ export class PeerContent implements RemoteContent {
       throw new PeerFetchError(`peer ${peer.httpAddress} answered ${res.statusCode} for ${digest}`,
         mode === 'owner' && res.statusCode === 404 ? 'ERR_PEER_NOT_FOUND' : 'ERR_PEER_UNAVAILABLE')
     }
-    return { body: res.body as unknown as Readable, ...totalSize(res) }
+    if (res.statusCode === 206) {
+      const range = parseContentRange(firstHeader(res.headers, 'content-range'))
+      if (range === undefined || range.start !== offset) {
+        await discardBody(res.body)
+        throw new PeerFetchError(`peer ${peer.httpAddress} answered bytes from ${offset} of ${digest} with Content-Range ${firstHeader(res.headers, 'content-range') ?? '(none)'}`)
+      }
+      return { body: res.body as unknown as Readable, ...(range.total === undefined ? {} : { totalSize: range.total }) }
+    }
+    const length = firstHeader(res.headers, 'content-length')
+    return { body: res.body as unknown as Readable, ...(length === undefined ? {} : { totalSize: Number(length) }) }
   }
-
 
   async manifest (req: MirrorRequest, ref: ManifestRef, accept: string, isPatient: boolean): Promise<{ bytes: Buffer, mediaType: string } | undefined> {
     const key = ref.kind === 'digest' ? ref.digest : `${req.registry}/${req.repository}:${ref.tag}`
@@ -236,10 +246,10 @@ export class PeerContent implements RemoteContent {
           await discardBody(res.body)
           continue
         }
-        const bytes = Buffer.from(await res.body.arrayBuffer())
-        if (bytes.byteLength > MAX_MANIFEST_BYTES) continue
-        const ct = res.headers['content-type']
-        return { bytes, mediaType: (Array.isArray(ct) ? ct[0] : ct) ?? 'application/vnd.oci.image.manifest.v1+json' }
+        // Bounded as it is read: a peer's answer is never buffered past what a manifest may be.
+        const bytes = await readLimited(res.body as unknown as Readable, MAX_MANIFEST_BYTES)
+        if (bytes === undefined) continue
+        return { bytes, mediaType: firstHeader(res.headers, 'content-type') ?? 'application/vnd.oci.image.manifest.v1+json' }
       } catch (err) {
         this.#o.logger.debug({ peer: peer.httpAddress, key, err: (err as Error).message }, 'peer manifest fetch failed')
       }
@@ -313,18 +323,6 @@ function shuffle<T> (items: T[]): T[] {
 
 async function sleep (ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms).unref())
-}
-
-function totalSize (res: Dispatcher.ResponseData): { totalSize?: number } {
-  const range = res.headers['content-range']
-  const r = Array.isArray(range) ? range[0] : range
-  if (r !== undefined) {
-    const m = /\/(\d+)$/.exec(r)
-    return m === null ? {} : { totalSize: Number(m[1]) }
-  }
-  const len = res.headers['content-length']
-  const l = Array.isArray(len) ? len[0] : len
-  return l === undefined ? {} : { totalSize: Number(l) }
 }
 
 /** `host:port` of an owner's redirect (`http://host:port/v2/...`), or undefined when it is anything else. */
