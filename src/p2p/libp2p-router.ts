@@ -87,7 +87,7 @@ export interface Libp2pRouter extends Router {
 type Services = { identify: Identify, ping: Ping, dht: KadDHT }
 
 interface DhtInternals {
-  readonly routingTable?: { readonly size?: number, readonly kBucketSize?: number }
+  readonly routingTable?: { readonly size?: number }
   readonly providers?: {
     getProviders?: (cid: CID, options: { signal: AbortSignal }) => Promise<PeerId[]>
     addProvider?: (cid: CID, provider: PeerId) => Promise<void>
@@ -488,10 +488,10 @@ class Libp2pRouterImpl implements Libp2pRouter {
     return this.#dhtInternals().routingTable?.size ?? 0
   }
 
-  /** Whether the routing table holds fewer peers than a k-bucket, i.e. announcements go to every node. */
+  /** Whether the routing table holds fewer peers than a k-bucket (`k`), i.e. announcements go to every node. */
   #knowsWholeCluster (): boolean {
-    const table = this.#dhtInternals().routingTable
-    return table?.kBucketSize !== undefined && table.size !== undefined && table.size < table.kBucketSize
+    const size = this.#dhtInternals().routingTable?.size
+    return size !== undefined && size < this.#libp2p.services.dht.k
   }
 
   /** Provider records this node holds for `cid` (its own and those others announced to it), without asking anyone. */
@@ -580,7 +580,10 @@ class Libp2pRouterImpl implements Libp2pRouter {
     })
   }
 
-  /** kad-dht's routing table and provider store: public fields of its KadDHT class, not of the interface. */
+  /**
+   * kad-dht's routing table size and provider store: public fields of its KadDHT class, not of the interface,
+   * which has no way to count the table's peers nor to read or add provider records without a network query.
+   */
   #dhtInternals (): DhtInternals {
     return this.#libp2p.services.dht as KadDHT & DhtInternals
   }
