@@ -47,3 +47,9 @@ export function overrideKey (d: OptionDeclaration): string {
   if (long !== undefined) return long.replace(/-(\w)/g, (_, c: string) => c.toUpperCase())
   return d.name.replace(/\.(\w)/g, (_, c: string) => c.toUpperCase())
 }
+
+/** The default as the docs and `--help` show it: `5m`, `[]`, or undefined when there is none. */
+export function formatDefault (d: OptionDeclaration): string | undefined {
+  if (d.default === undefined) return undefined
+  return typeof d.default === 'string' ? d.default : JSON.stringify(d.default)
+}

@@ -35,7 +35,7 @@ export const OPTIONS = [
   }),
   option('shutdownTimeout', duration, {
     default: '20s',
-    help: 'how long responses may take to finish on SIGTERM',
+    help: 'on SIGTERM, how long running responses may take before their connections are closed',
   }),
   option('firstByteTimeout', duration, {
     default: '5s', env: 'FLOTILLA_FIRST_BYTE_TIMEOUT', flag: '--first-byte-timeout <duration>',
@@ -51,7 +51,7 @@ export const OPTIONS = [
   }),
   option('tls.cert', nonEmpty, {
     isRequired: true, flag: '--tls-cert <file>',
-    help: 'serve HTTPS with this certificate (with tls.key)',
+    help: 'serve HTTPS with this certificate (tls.cert and tls.key go together)',
   }),
   option('tls.key', nonEmpty, {
     isRequired: true, flag: '--tls-key <file>',
@@ -60,11 +60,11 @@ export const OPTIONS = [
   option('upstream.connectTimeout', duration, { default: '5s', help: 'connecting to an upstream registry' }),
   option('upstream.headersTimeout', duration, { default: '15s', help: 'waiting for an upstream response\'s headers' }),
   option('upstream.bodyTimeout', duration, { default: '30s', help: 'between two chunks of an upstream body' }),
-  option('upstream.retries', z.number().int().min(0).max(10), { default: 2, help: 'retries of an upstream request that failed to connect or got a 5xx' }),
+  option('upstream.retries', z.number().int().min(0).max(10), { default: 2, help: 'retries of an upstream request that found the registry unavailable (backoff, or its Retry-After)' }),
   option('registries', registriesSchema, {
     env: 'FLOTILLA_REGISTRIES', flag: '-r, --registry <name=url>', key: 'registries', isList: true, merge: mergeRegistryPairs,
-    help: 'upstream registries, NAME: { endpoint, tagTTL } in the file (replacing the five defaults); ' +
-      'NAME=URL from flags and env adds one or replaces its endpoint, e.g. docker.io=https://registry-1.docker.io',
+    help: 'upstream registries: NAME=URL adds one or replaces its endpoint (http:// for plain HTTP), e.g. docker.io=https://registry-1.docker.io; ' +
+      'in the file, NAME: { endpoint, tagTTL } replaces the five defaults',
   }),
   option('containerd.socket', nonEmpty, {
     env: 'FLOTILLA_CONTAINERD_SOCKET', flag: '--containerd-socket <path>',
