@@ -1,5 +1,5 @@
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { PeerMode } from './peer-auth.js'
+import type { PeerMode } from '../server/peer-policy.js'
 
 /** A credential is accepted this far either side of our clock (peers' clocks drift; replays stay short-lived). */
 export const PEER_CLOCK_WINDOW_MS = 30_000
