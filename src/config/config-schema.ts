@@ -26,29 +26,19 @@ function fieldSchema (d: OptionDeclaration): z.ZodType {
 
 /** Builds the strict file schema from declarations, fields and sections in declaration order. */
 export function schemaOf (options: readonly OptionDeclaration[]): z.ZodObject {
-  const top: Record<string, z.ZodType> = {}
-  const sections = new Map<string, { shape: Record<string, z.ZodType>, isRequired: boolean }>()
-  for (const d of options) {
-    const dot = d.name.indexOf('.')
-    if (dot < 0) {
-      top[d.name] = fieldSchema(d)
+  const shape: Record<string, z.ZodType> = {}
+  for (const key of new Set(options.map((d) => d.name.split('.')[0] as string))) {
+    const fields = options.filter((d) => d.name.startsWith(`${key}.`))
+    const own = options.find((d) => d.name === key)
+    if (own !== undefined) {
+      if (fields.length > 0) throw new TypeError(`option ${key} is also the section of ${fields[0]?.name ?? ''}`)
+      shape[key] = fieldSchema(own)
       continue
     }
-    const name = d.name.slice(0, dot)
-    let section = sections.get(name)
-    if (section === undefined) {
-      section = { shape: {}, isRequired: false }
-      sections.set(name, section)
-      top[name] = z.never() // holds the key's place; replaced below once every field is known
-    }
-    section.shape[d.name.slice(dot + 1)] = fieldSchema(d)
-    if (d.isRequired === true) section.isRequired = true
+    const section = z.strictObject(Object.fromEntries(fields.map((d) => [d.name.slice(key.length + 1), fieldSchema(d)])))
+    shape[key] = fields.some((d) => d.isRequired === true) ? section.optional() : section.prefault({})
   }
-  for (const [name, { shape, isRequired }] of sections) {
-    const object = z.strictObject(shape)
-    top[name] = isRequired ? object.optional() : object.prefault({})
-  }
-  return z.strictObject(top)
+  return z.strictObject(shape)
 }
 
 export const configSchema = schemaOf(OPTIONS) as unknown as z.ZodObject<ConfigShape, z.core.$strict>

@@ -21,7 +21,7 @@ export interface OptionMeta<Input = unknown> {
 }
 
 export interface OptionDeclaration<T extends z.ZodType = z.ZodType> extends OptionMeta {
-  /** Where the option sits in the file: `listen`, `p2p.ownerFanout`. */
+  /** Where the option sits in the file: `listen`, or `p2p.ownerFanout` in a section (one level deep). */
   readonly name: string
   /** Validates and converts a value from the file, env or a flag (without the default). */
   readonly type: T
