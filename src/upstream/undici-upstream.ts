@@ -2,10 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import { MAX_MANIFEST_BYTES, type Digest } from '../oci/index.js'
-import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js'
+import { CircuitBreaker } from './circuit-breaker.js'
 import { parseContentRange } from '../http/content-range.js'
 import { discardBody } from '../http/discard-body.js'
-import type { DockerCredentials } from './docker-credentials.js'
 import { firstHeader } from '../http/first-header.js'
 import { requestFollowingRedirects } from './follow-redirects.js'
 import { manifestHeadFromHeaders, readManifestResponse } from './manifest-response.js'
@@ -17,34 +16,11 @@ import { statusToUpstreamError, toUpstreamError } from './to-upstream-error.js'
 import { TokenCache } from './token-cache.js'
 import type { BlobBody, ManifestBody, ManifestHead, PassThroughResponse, Upstream } from './upstream.js'
 import { UpstreamError } from './upstream-error.js'
+import { UNDICI_UPSTREAM_DEFAULTS, type UndiciUpstreamOptions } from './undici-upstream-options.js'
 import { validateUpstreamOptions } from './validate-upstream-options.js'
 
-export interface UndiciUpstreamOptions {
-  /** Keyed by normalized registry name (`docker.io`, `127.0.0.1:5001`); endpoint like `https://registry-1.docker.io`. */
-  readonly registries: ReadonlyMap<string, { readonly endpoint: string }>
-  readonly credentials?: DockerCredentials
-  readonly logger: Logger
-  readonly connectTimeoutMs?: number
-  readonly headersTimeoutMs?: number
-  /** Longest silence allowed between two chunks of a body. */
-  readonly bodyTimeoutMs?: number
-  /** Further attempts after a 5xx, 429 or connection failure. */
-  readonly retries?: number
-  readonly retryBaseMs?: number
-  /** Cap on waiting for a `Retry-After`, so a caller is never parked for minutes. */
-  readonly maxRetryAfterMs?: number
-  /** One breaker per registry, all built from these options. */
-  readonly breaker?: Omit<CircuitBreakerOptions, 'onStateChange'>
-}
-
-export const UNDICI_UPSTREAM_DEFAULTS = {
-  connectTimeoutMs: 5000,
-  headersTimeoutMs: 15_000,
-  bodyTimeoutMs: 30_000,
-  retries: 2,
-  retryBaseMs: 200,
-  maxRetryAfterMs: 5000,
-} as const
+// Importers of the client find its options beside it.
+export { UNDICI_UPSTREAM_DEFAULTS, type UndiciUpstreamOptions } from './undici-upstream-options.js'
 
 /** Enough parallel layer pulls per registry without opening a socket per request. */
 const CONNECTIONS_PER_ORIGIN = 32

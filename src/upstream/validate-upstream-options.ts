@@ -1,5 +1,5 @@
 import { CircuitBreaker } from './circuit-breaker.js'
-import type { UndiciUpstreamOptions } from './undici-upstream.js'
+import type { UndiciUpstreamOptions } from './undici-upstream-options.js'
 
 type Settings = UndiciUpstreamOptions & Required<Pick<UndiciUpstreamOptions,
   'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'retries' | 'retryBaseMs' | 'maxRetryAfterMs'>>
