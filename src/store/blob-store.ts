@@ -12,18 +12,29 @@ export interface ByteRange {
   readonly end: number
 }
 
-/** An in-progress write. Bytes go to a temporary place; `commit` makes them visible only if they hash to the digest. */
+/** What a commit did: the blob verified; `isKept` is false when the store had no room for it. */
+export interface CommittedBlob extends BlobInfo {
+  readonly isKept: boolean
+}
+
+/**
+ * An in-progress write. Bytes go to a temporary place; `commit` makes them visible only if they hash to the digest.
+ * When the store runs out of room (no space, quota, file too large), the writer drops what it held and goes on
+ * hashing only: the blob can still be verified for the clients streaming it, it is just not kept.
+ */
 export interface BlobWriter {
   readonly digest: Digest
   /** Bytes accepted so far. */
   readonly written: number
+  /** False once the store gave up holding the bytes; readBack then fails and commit keeps nothing. */
+  readonly isKeeping: boolean
   write (chunk: Uint8Array): Promise<void>
   /** Several chunks in order, as one write where the store can (no copy into one buffer). */
   writev (chunks: readonly Uint8Array[]): Promise<void>
   /** Reads back bytes already written, while the writer is open (to stream a download to late joiners). */
   readBack (position: number, length: number): Promise<Buffer>
-  /** Verifies digest (and size when it was given) and publishes atomically; throws DigestMismatchError otherwise. */
-  commit (): Promise<BlobInfo>
+  /** Verifies digest (and size when it was given) and publishes atomically if kept; throws DigestMismatchError otherwise. */
+  commit (): Promise<CommittedBlob>
   /** Drops the temporary bytes. Safe to call after a failed commit or twice. */
   abort (): Promise<void>
 }

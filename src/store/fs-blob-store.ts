@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { parseDigest, type Digest } from '../oci/index.js'
 import type { BlobInfo, BlobStore, BlobStoreEvent, BlobWriter, ByteRange } from './blob-store.js'
 import { DigestVerifier } from './digest-verifier.js'
+import { fsyncDir } from './fsync-dir.js'
 
 /** Reads with 1 MiB chunks: the default 64 KiB halves loopback throughput. */
 const READ_HIGH_WATER_MARK = 1 << 20
@@ -74,55 +75,80 @@ export class FsBlobStore implements BlobStore {
   async begin (digest: Digest, expectedSize?: number): Promise<BlobWriter> {
     const verifier = new DigestVerifier(digest, expectedSize)
     const tmp = join(this.#dir, 'tmp', `${parseDigest(digest).hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`)
-    const fh = await open(tmp, 'wx+', 0o644)
-    let state: 'open' | 'done' = 'open'
-    const finish = async (): Promise<void> => {
-      if (state === 'done') return
-      state = 'done'
-      await fh.close().catch(() => {})
+    let fh: FileHandle | undefined
+    try {
+      fh = await open(tmp, 'wx+', 0o644)
+    } catch (err) {
+      if (!isNoSpace(err)) throw err
+    }
+    // 'hashing': the disk had no room, the temporary file is gone and bytes are only verified.
+    let state: 'open' | 'hashing' | 'done' = fh === undefined ? 'hashing' : 'open'
+    const close = async (): Promise<void> => {
+      const f = fh
+      fh = undefined
+      await f?.close().catch(() => {})
+    }
+    const drop = async (): Promise<void> => {
+      await close()
+      await unlink(tmp).catch(() => {})
     }
     const writev = async (chunks: readonly Uint8Array[]): Promise<void> => {
-      if (state !== 'open') throw new Error('blob writer is closed')
+      if (state === 'done') throw new Error('blob writer is closed')
       const position = verifier.size
       for (const chunk of chunks) verifier.update(chunk)
-      const done = (await fh.writev(chunks as Uint8Array[], position)).bytesWritten
-      if (done === verifier.size - position) return
-      // A short write (rare on files): the rest goes out as one buffer.
-      const rest = Buffer.concat(chunks).subarray(done)
-      for (let off = 0; off < rest.byteLength;) off += (await fh.write(rest, off, rest.byteLength - off, position + done + off)).bytesWritten
+      if (fh === undefined) return
+      try {
+        const done = (await fh.writev(chunks as Uint8Array[], position)).bytesWritten
+        if (done === verifier.size - position) return
+        // A short write (rare on files, usual on a filling disk): the rest goes out as one buffer.
+        const rest = Buffer.concat(chunks).subarray(done)
+        for (let off = 0; off < rest.byteLength;) off += (await fh.write(rest, off, rest.byteLength - off, position + done + off)).bytesWritten
+      } catch (err) {
+        if (!isNoSpace(err)) throw err
+        state = 'hashing'
+        await drop()
+      }
     }
     return {
       digest,
       get written () { return verifier.size },
+      get isKeeping () { return state === 'open' },
       write: async (chunk) => { await writev([chunk]) },
       writev,
       readBack: async (position, length) => {
-        if (state !== 'open') throw new Error('blob writer is closed')
+        if (fh === undefined) throw new Error(state === 'hashing' ? 'blob writer keeps no bytes (no space)' : 'blob writer is closed')
         const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, verifier.size - position)))
         const { bytesRead } = await fh.read(buf, 0, buf.byteLength, position)
         return buf.subarray(0, bytesRead)
       },
       commit: async () => {
-        if (state !== 'open') throw new Error('blob writer is closed')
+        if (state === 'done') throw new Error('blob writer is closed')
+        const wasKeeping = state === 'open'
+        state = 'done'
         try {
           verifier.verify()
+          // Durable before visible: a power cut after the rename must not leave a named blob with missing bytes.
+          await fh?.sync()
         } catch (err) {
-          await finish()
-          await unlink(tmp).catch(() => {})
-          throw err
+          await drop()
+          if (!isNoSpace(err)) throw err
+          return { digest, size: verifier.size, isKept: false }
         }
-        await finish()
+        if (!wasKeeping) return { digest, size: verifier.size, isKept: false }
+        await close()
         const existed = await this.stat(digest)
-        await rename(tmp, this.#path(digest))
+        const path = this.#path(digest)
+        await rename(tmp, path)
+        await fsyncDir(dirname(path))
         if (existed === undefined) {
           this.#total += verifier.size
           this.#emit({ type: 'added', digest, size: verifier.size })
         }
-        return { digest, size: verifier.size }
+        return { digest, size: verifier.size, isKept: true }
       },
       abort: async () => {
-        await finish()
-        await unlink(tmp).catch(() => {})
+        state = 'done'
+        await drop()
       },
     }
   }
@@ -181,4 +207,10 @@ export class FsBlobStore implements BlobStore {
 
 export function isNotFound (err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT'
+}
+
+/** The disk (or the quota, or the file size limit) has no room: the blob is streamed without being kept. */
+export function isNoSpace (err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG'
 }

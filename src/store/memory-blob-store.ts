@@ -3,10 +3,24 @@ import type { Digest } from '../oci/index.js'
 import type { BlobInfo, BlobStore, BlobStoreEvent, BlobWriter, ByteRange } from './blob-store.js'
 import { DigestVerifier } from './digest-verifier.js'
 
+export interface MemoryBlobStoreOptions {
+  /** Bytes the store may hold, counting writes in progress; past it a writer only hashes (as on a full disk). */
+  readonly capacityBytes?: number
+}
+
 /** Blobs in memory: for unit tests and throwaway single-node runs. Same contract as FsBlobStore. */
 export class MemoryBlobStore implements BlobStore {
   readonly #blobs = new Map<Digest, Buffer>()
   readonly #listeners = new Set<(e: BlobStoreEvent) => void>()
+  readonly #capacity: number
+  /** Bytes held by blobs and by open writers. */
+  #used = 0
+
+  constructor (options: MemoryBlobStoreOptions = {}) {
+    const capacity = options.capacityBytes ?? Infinity
+    if (!(capacity >= 0)) throw new TypeError(`MemoryBlobStore: capacityBytes must be >= 0, got ${capacity}`)
+    this.#capacity = capacity
+  }
 
   async stat (digest: Digest): Promise<BlobInfo | undefined> {
     const b = this.#blobs.get(digest)
@@ -26,32 +40,57 @@ export class MemoryBlobStore implements BlobStore {
   async begin (digest: Digest, expectedSize?: number): Promise<BlobWriter> {
     const verifier = new DigestVerifier(digest, expectedSize)
     let chunks: Buffer[] | undefined = []
+    let held = 0
+    let state: 'open' | 'hashing' | 'done' = 'open'
+    const release = (): void => {
+      this.#used -= held
+      held = 0
+      chunks = undefined
+    }
     const writer: BlobWriter = {
       digest,
       get written () { return verifier.size },
+      get isKeeping () { return state === 'open' },
       write: async (chunk) => { await writer.writev([chunk]) },
       writev: async (parts) => {
-        if (chunks === undefined) throw new Error('blob writer is closed')
+        if (state === 'done') throw new Error('blob writer is closed')
         for (const part of parts) {
           verifier.update(part)
+          if (chunks === undefined) continue
+          if (this.#used + part.byteLength > this.#capacity) {
+            state = 'hashing'
+            release()
+            continue
+          }
           chunks.push(Buffer.from(part))
+          held += part.byteLength
+          this.#used += part.byteLength
         }
       },
       readBack: async (position, length) => {
-        if (chunks === undefined) throw new Error('blob writer is closed')
+        if (chunks === undefined) throw new Error(state === 'hashing' ? 'blob writer keeps no bytes (no space)' : 'blob writer is closed')
         return Buffer.concat(chunks).subarray(position, position + length)
       },
       commit: async () => {
-        if (chunks === undefined) throw new Error('blob writer is closed')
-        const body = Buffer.concat(chunks)
-        chunks = undefined
-        verifier.verify()
-        const isNew = !this.#blobs.has(digest)
+        if (state === 'done') throw new Error('blob writer is closed')
+        const body = chunks === undefined ? undefined : Buffer.concat(chunks)
+        state = 'done'
+        try {
+          verifier.verify()
+        } finally {
+          release()
+        }
+        if (body === undefined) return { digest, size: verifier.size, isKept: false }
+        const previous = this.#blobs.get(digest)
+        this.#used += body.byteLength - (previous?.byteLength ?? 0)
         this.#blobs.set(digest, body)
-        if (isNew) for (const l of this.#listeners) l({ type: 'added', digest, size: body.byteLength })
-        return { digest, size: body.byteLength }
+        if (previous === undefined) for (const l of this.#listeners) l({ type: 'added', digest, size: body.byteLength })
+        return { digest, size: body.byteLength, isKept: true }
       },
-      abort: async () => { chunks = undefined },
+      abort: async () => {
+        state = 'done'
+        release()
+      },
     }
     return writer
   }
@@ -60,6 +99,7 @@ export class MemoryBlobStore implements BlobStore {
     const b = this.#blobs.get(digest)
     if (b === undefined) return false
     this.#blobs.delete(digest)
+    this.#used -= b.byteLength
     for (const l of this.#listeners) l({ type: 'removed', digest, size: b.byteLength })
     return true
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
-import { describe, test } from 'node:test'
+import { describe, test, type TestContext } from 'node:test'
 import type { Digest } from '../../../src/oci/index.js'
 import type { BlobStore, BlobStoreEvent } from '../../../src/store/blob-store.js'
 import { DigestMismatchError } from '../../../src/store/errors.js'
@@ -51,9 +51,10 @@ async function put (store: BlobStore, bytes: Buffer, algorithm: 'sha256' | 'sha5
 
 /**
  * The contract every BlobStore adapter keeps; run it once per adapter. Each test gets a fresh store from
- * `makeStore` and cleans it up, pass or fail.
+ * `makeStore` and cleans it up, pass or fail. `makeSmallStore` gives a store with room for about `bytes`
+ * (undefined where the adapter cannot be made small here: those tests are skipped).
  */
-export function runBlobStoreConformance (name: string, makeStore: () => Promise<BlobStoreFixture>): void {
+export function runBlobStoreConformance (name: string, makeStore: () => Promise<BlobStoreFixture>, makeSmallStore?: (bytes: number) => Promise<BlobStoreFixture | undefined>): void {
   const withStore = (fn: (f: BlobStoreFixture) => Promise<void>) => async (): Promise<void> => {
     const fixture = await makeStore()
     try {
@@ -82,7 +83,8 @@ export function runBlobStoreConformance (name: string, makeStore: () => Promise<
       for (let off = 0; off < body.byteLength; off += 30_000) await w.write(body.subarray(off, off + 30_000))
       assert.equal(w.written, body.byteLength)
       assert.equal(await store.stat(digest), undefined, 'invisible before commit')
-      assert.deepEqual(await w.commit(), { digest, size: body.byteLength })
+      assert.equal(w.isKeeping, true)
+      assert.deepEqual(await w.commit(), { digest, size: body.byteLength, isKept: true })
       assert.deepEqual(await store.stat(digest), { digest, size: body.byteLength })
       assert.deepEqual(await store.read(digest), body)
       assert.deepEqual(await collect(await store.open(digest)), body)
@@ -103,7 +105,7 @@ export function runBlobStoreConformance (name: string, makeStore: () => Promise<
       assert.equal(w.written, body.byteLength)
       assert.deepEqual(await w.readBack(9, 3), body.subarray(9, 12))
       assert.deepEqual(await w.readBack(249_990, 20), body.subarray(249_990, 250_010))
-      assert.deepEqual(await w.commit(), { digest, size: body.byteLength })
+      assert.deepEqual(await w.commit(), { digest, size: body.byteLength, isKept: true })
       assert.deepEqual(await store.read(digest), body)
     }))
 
@@ -179,7 +181,7 @@ export function runBlobStoreConformance (name: string, makeStore: () => Promise<
       const digest = digestOf(body)
       const w = await store.begin(digest)
       await w.write(body)
-      assert.deepEqual(await w.commit(), { digest, size: 1234 })
+      assert.deepEqual(await w.commit(), { digest, size: 1234, isKept: true })
     }))
 
     test('abort leaves nothing, and the writer is closed afterwards', withStore(async (f) => {
@@ -260,8 +262,8 @@ export function runBlobStoreConformance (name: string, makeStore: () => Promise<
       const w2 = await store.begin(digest, body.byteLength)
       await w1.write(body)
       await w2.write(body)
-      assert.deepEqual(await w1.commit(), { digest, size: 3000 })
-      assert.deepEqual(await w2.commit(), { digest, size: 3000 })
+      assert.deepEqual(await w1.commit(), { digest, size: 3000, isKept: true })
+      assert.deepEqual(await w2.commit(), { digest, size: 3000, isKept: true })
       assert.deepEqual(await store.read(digest), body)
       assert.deepEqual(await list(store), [{ digest, size: 3000 }])
       assert.equal(await store.totalBytes(), 3000)
@@ -285,6 +287,64 @@ export function runBlobStoreConformance (name: string, makeStore: () => Promise<
       const stream = await store.open(digest)
       await store.delete(digest)
       assert.deepEqual(await collect(stream), body)
+    }))
+  })
+
+  const withSmallStore = (bytes: number, fn: (f: BlobStoreFixture) => Promise<void>) => async (t: TestContext): Promise<void> => {
+    const fixture = await makeSmallStore?.(bytes)
+    if (fixture === undefined) {
+      t.skip(`${name} cannot be made small here`)
+      return
+    }
+    try {
+      await fn(fixture)
+    } finally {
+      await fixture.cleanup()
+    }
+  }
+
+  describe(`BlobStore conformance: ${name} out of space (defect 10)`, () => {
+    test('defect 10: a blob bigger than the room is written and verified without being kept; nothing is left', withSmallStore(256 << 10, async (f) => {
+      const events: BlobStoreEvent[] = []
+      f.store.watch((e) => events.push(e))
+      const body = bytesOf(1 << 20)
+      const digest = digestOf(body)
+      const w = await f.store.begin(digest, body.byteLength)
+      for (let off = 0; off < body.byteLength; off += 100_000) await w.writev([body.subarray(off, off + 50_000), body.subarray(off + 50_000, off + 100_000)])
+      assert.equal(w.written, body.byteLength)
+      assert.equal(w.isKeeping, false)
+      await assert.rejects(w.readBack(0, 1), 'no bytes to read back')
+      assert.deepEqual(await w.commit(), { digest, size: body.byteLength, isKept: false })
+      await assertNothingKept(f, digest)
+      assert.deepEqual(events, [])
+      await assert.rejects(w.write(body), 'closed after commit')
+    }))
+
+    test('defect 10: out of room, wrong bytes still fail the commit', withSmallStore(256 << 10, async (f) => {
+      const good = bytesOf(1 << 20)
+      const bad = Buffer.from(good)
+      bad[900_000] = (bad[900_000] ?? 0) ^ 0xff
+      const digest = digestOf(good)
+      const w = await f.store.begin(digest, good.byteLength)
+      await w.write(bad)
+      assert.equal(w.isKeeping, false)
+      await assert.rejects(w.commit(), DigestMismatchError)
+      await w.abort()
+      await assertNothingKept(f, digest)
+    }))
+
+    test('defect 10: the room left by a blob that did not fit is free for one that does', withSmallStore(256 << 10, async (f) => {
+      const big = bytesOf(1 << 20, 3)
+      const w = await f.store.begin(digestOf(big), big.byteLength)
+      await w.write(big)
+      await w.commit()
+      const small = bytesOf(64 << 10, 4)
+      const digest = digestOf(small)
+      const v = await f.store.begin(digest, small.byteLength)
+      await v.write(small)
+      assert.equal(v.isKeeping, true)
+      assert.deepEqual(await v.commit(), { digest, size: small.byteLength, isKept: true })
+      assert.deepEqual(await f.store.read(digest), small)
     }))
   })
 }

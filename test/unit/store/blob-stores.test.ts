@@ -5,9 +5,12 @@ import { describe, test } from 'node:test'
 import { FsBlobStore } from '../../../src/store/fs-blob-store.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { makeTempDir } from '../../helpers/temp-dir.js'
+import { canMount, mountTmpfs } from '../../helpers/tmpfs-mount.js'
 import { bytesOf, digestOf, runBlobStoreConformance } from './blob-store-conformance.js'
 
-runBlobStoreConformance('MemoryBlobStore', async () => ({ store: new MemoryBlobStore(), cleanup: async () => {} }))
+runBlobStoreConformance('MemoryBlobStore',
+  async () => ({ store: new MemoryBlobStore(), cleanup: async () => {} }),
+  async (bytes) => ({ store: new MemoryBlobStore({ capacityBytes: bytes }), cleanup: async () => {} }))
 
 runBlobStoreConformance('FsBlobStore', async () => {
   const dir = await makeTempDir('fs-blob-store')
@@ -15,6 +18,20 @@ runBlobStoreConformance('FsBlobStore', async () => {
     store: await FsBlobStore.open(dir.path),
     cleanup: () => dir.cleanup(),
     tempFiles: () => readdir(join(dir.path, 'tmp')),
+  }
+}, async (bytes) => {
+  // A real full disk: a tmpfs that small (needs root to mount).
+  if (!canMount()) return undefined
+  const disk = await mountTmpfs('fs-blob-store-small', `${Math.ceil(bytes / 1024)}k`)
+  try {
+    return {
+      store: await FsBlobStore.open(disk.path),
+      cleanup: () => disk.cleanup(),
+      tempFiles: () => readdir(join(disk.path, 'tmp')),
+    }
+  } catch (err) {
+    await disk.cleanup()
+    throw err
   }
 })
 
