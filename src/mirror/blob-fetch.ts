@@ -20,7 +20,13 @@ export interface BlobFetchOptions {
   readonly onBytes?: (origin: string, bytes: number) => void
   /** Bounds the whole download, detached from any client. */
   readonly timeoutMs: number
+  /** A source that sends no byte for this long is dropped; the download resumes on the next one. Default 5 s. */
+  readonly stallTimeoutMs?: number
+  /** A reader that makes no progress for this long is cut, so its client can fall back. Default 2 × stallTimeoutMs. */
+  readonly readerStallTimeoutMs?: number
 }
+
+const DEFAULTS = { stallTimeoutMs: 5000 } as const
 
 /** Most bytes a reader holds or sends at once: 50 clients of one download stay within a few MiB. */
 const READ_CHUNK = 256 << 10
@@ -30,15 +36,49 @@ const MAX_PENDING = 4 << 20
 /** Received bytes are written once this many are pending (or the source ends): few, large writes. */
 const WRITE_BATCH = 1 << 20
 
+/**
+ * - `ERR_BLOB_STALLED`: a source or a reader made no progress within its bound.
+ * - `ERR_BLOB_WINDOW_PASSED`: nothing is kept on disk and the bytes a reader needs have left memory.
+ */
+export type BlobFetchErrorCode = 'ERR_BLOB_FETCH' | 'ERR_BLOB_STALLED' | 'ERR_BLOB_WINDOW_PASSED'
+
 export class BlobFetchError extends Error {
   override readonly name = 'BlobFetchError'
-  readonly code = 'ERR_BLOB_FETCH'
+  constructor (message: string, readonly code: BlobFetchErrorCode = 'ERR_BLOB_FETCH') {
+    super(message)
+  }
+}
+
+/** One reader's progress: for the stall watchdog and, when nothing is kept, for how far the window may move. */
+interface ReaderState {
+  /** Next byte it takes; bytes before it are in its stream or sent. */
+  pos: number
+  /** What it waits for, if it waits: bytes not received yet, or the digest check before its last byte. */
+  waitsFor: 'bytes' | 'verification' | undefined
+  stream: Readable | undefined
+  /** `pos` at the watchdog's last look, and since when it has not moved. */
+  seenPos: number
+  idleSince: number
+}
+
+/** The source being read, for the watchdog. */
+interface Streaming {
+  readonly origin: string
+  readonly body: Readable
+  readonly attempt: AbortController
+  seen: number
+  idleSince: number
 }
 
 /**
  * One download of one blob, shared by every client that wants it while it runs. Bytes go to the store's
  * temporary file; each reader streams from there as they arrive. A reader never sends the last byte of its
  * range before the whole blob verified, so a client can never take a corrupt blob for a complete one.
+ *
+ * When the store has no room for the blob, its writer only hashes: the bytes then live in memory only, so the
+ * source is held back to the slowest reader (a bounded window) and the blob is verified but not kept.
+ * A watchdog drops a source that stops sending (the next one resumes from the byte reached) and cuts a reader
+ * that stops making progress, so no client waits on a stalled stream for long.
  */
 export class BlobFetch {
   readonly digest: Digest
@@ -53,7 +93,17 @@ export class BlobFetch {
   #state: 'running' | 'done' | 'failed' = 'running'
   #error: Error | undefined
   #writer: BlobWriter | undefined
+  /** The first store error (not a lack of room): it fails the fetch, no other source can help. */
+  #storeError: Error | undefined
+  #isKept = false
   #version = 0
+  readonly #readers = new Set<ReaderState>()
+  #streaming: Streaming | undefined
+  /** Why the source is not being read: then its silence is not a stall. */
+  #pausedOn: 'disk' | 'readers' | undefined
+  #wakeSource: (() => void) | undefined
+  readonly #stallMs: number
+  readonly #readerStallMs: number
   /** Sources that answered with bytes for this download. */
   readonly #origins = new Set<string>()
   #wake: Array<() => void> = []
@@ -67,6 +117,12 @@ export class BlobFetch {
   #rejectReady!: (err: Error) => void
 
   constructor (options: BlobFetchOptions) {
+    const stallMs = options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs
+    const readerStallMs = options.readerStallTimeoutMs ?? 2 * stallMs
+    if (!(stallMs > 0)) throw new TypeError(`BlobFetch: stallTimeoutMs must be > 0, got ${stallMs}`)
+    if (!(readerStallMs > 0)) throw new TypeError(`BlobFetch: readerStallTimeoutMs must be > 0, got ${readerStallMs}`)
+    this.#stallMs = stallMs
+    this.#readerStallMs = readerStallMs
     this.#options = options
     this.digest = options.digest
     this.#size = options.expectedSize
@@ -80,6 +136,20 @@ export class BlobFetch {
   get error (): Error | undefined { return this.#error }
   /** The sources that answered (for a download that failed verification: whom not to trust with it). */
   get origins (): readonly string[] { return [...this.#origins] }
+  /** False once the store had no room for the blob: it is streamed to its readers verified, but not kept. */
+  get isKeeping (): boolean { return this.#state === 'done' ? this.#isKept : this.#state === 'running' && this.#writerKeeps }
+
+  get #writerKeeps (): boolean { return this.#writer?.isKeeping !== false }
+
+  /**
+   * Whether a reader of `range` can be served. False once the download failed, or when nothing is kept and the
+   * bytes where the range starts have left memory: such a client needs a download of its own.
+   */
+  canServe (range?: ByteRange): boolean {
+    if (this.#state === 'failed') return false
+    if (this.isKeeping) return true
+    return (range?.start ?? 0) >= this.#recent.start
+  }
 
   /** Stops the download (shutdown); readers fail. */
   abort (reason: Error): void {
@@ -89,29 +159,38 @@ export class BlobFetch {
   async #run (): Promise<void> {
     const { store, digest, sources, logger } = this.#options
     const timer = setTimeout(() => this.#controller.abort(new BlobFetchError(`download of ${digest} timed out`)), this.#options.timeoutMs)
+    const watchdog = setInterval(() => this.#watch(), Math.max(10, Math.min(this.#stallMs, this.#readerStallMs) / 4))
     const signal = this.#controller.signal
+    signal.addEventListener('abort', () => this.#wakeSource?.(), { once: true })
     let lastError: Error | undefined
     try {
       for (const source of sources) {
         if (signal.aborted) break
+        // Its own signal, so that the watchdog can drop this source and not the download.
+        const attempt = new AbortController()
         try {
-          const { body, totalSize } = await source.open(this.#received, signal)
+          const { body, totalSize } = await source.open(this.#received, AbortSignal.any([signal, attempt.signal]))
           // The temporary file is made only once a source answered: a miss costs no disk work.
           try {
             this.#writer ??= await store.begin(digest, this.#options.expectedSize)
           } catch (err) {
             body.on('error', () => {}).destroy()
+            this.#storeError = err as Error
             throw err
           }
           if (this.#size === undefined && totalSize !== undefined) this.#size = totalSize
           this.#resolveReady()
           this.#notify()
           this.#origins.add(source.origin)
+          this.#streaming = { origin: source.origin, body, attempt, seen: this.#received, idleSince: Date.now() }
           for await (const chunk of body as AsyncIterable<Buffer>) {
+            if (this.#storeError !== undefined) throw this.#storeError
             this.#accept(chunk)
             this.#options.onBytes?.(source.origin, chunk.byteLength)
             // The disk trails the network by at most MAX_PENDING; past that, reading the source waits.
-            if (this.#pendingBytes >= MAX_PENDING) await this.#flush()
+            if (this.#pendingBytes >= MAX_PENDING) await this.#pause('disk', this.#flush())
+            // Kept nowhere but in memory: the source runs ahead of the slowest reader by the window at most.
+            if (!this.#writerKeeps && this.#received - this.#slowestReader() > RECENT_BYTES) await this.#pause('readers', this.#slowestCatchesUp())
           }
           if (this.#size === undefined || this.#received >= this.#size) {
             lastError = undefined
@@ -120,9 +199,13 @@ export class BlobFetch {
           lastError = new BlobFetchError(`${source.origin} ended ${digest} at byte ${this.#received} of ${this.#size}`)
         } catch (err) {
           lastError = err as Error
+          // The store failed (other than for room): no source can help.
+          if (this.#storeError !== undefined) break
           // Wrong bytes, or a definitive "not found": no other source is asked.
           const code = (err as { code?: string }).code
           if (code === 'ERR_DIGEST_MISMATCH' || code === 'ERR_UPSTREAM_NOT_FOUND' || code === 'ERR_PEER_NOT_FOUND') break
+        } finally {
+          this.#streaming = undefined
         }
         logger.warn({ digest, origin: source.origin, offset: this.#received, err: lastError?.message }, 'blob source failed; trying the next one')
       }
@@ -130,10 +213,11 @@ export class BlobFetch {
       if (signal.aborted) throw signal.reason as Error
       await this.#flush()
       if (this.#writer === undefined) throw new BlobFetchError(`no source for ${digest}`)
-      await this.#writer.commit()
+      this.#isKept = (await this.#writer.commit()).isKept
       this.#size = this.#written
       this.#state = 'done'
-      logger.debug({ digest, size: this.#written }, 'blob fetched and verified')
+      if (this.#isKept) logger.debug({ digest, size: this.#written }, 'blob fetched and verified')
+      else logger.warn({ digest, size: this.#written }, 'blob fetched and verified, but not kept: no room in the store')
     } catch (err) {
       this.#error = err as Error
       this.#state = 'failed'
@@ -143,8 +227,66 @@ export class BlobFetch {
       logger.warn({ digest, err: (err as Error).message }, 'blob fetch failed; nothing kept')
     } finally {
       clearTimeout(timer)
-      this.#recent.clear()
+      clearInterval(watchdog)
+      // Not kept: the window is all its readers have; it goes when they do.
+      if (this.#state !== 'done' || this.#isKept) this.#recent.clear()
       this.#notify()
+    }
+  }
+
+  async #pause (on: 'disk' | 'readers', until: Promise<void>): Promise<void> {
+    this.#pausedOn = on
+    try {
+      await until
+    } finally {
+      this.#pausedOn = undefined
+    }
+  }
+
+  /** Where the slowest reader is (the end of what was received when there is none). */
+  #slowestReader (): number {
+    let min = this.#received
+    for (const r of this.#readers) if (r.pos < min && r.stream?.destroyed !== true) min = r.pos
+    return min
+  }
+
+  async #slowestCatchesUp (): Promise<void> {
+    const signal = this.#controller.signal
+    while (!signal.aborted && this.#received - this.#slowestReader() > RECENT_BYTES) {
+      await new Promise<void>((resolve) => { this.#wakeSource = resolve })
+      this.#wakeSource = undefined
+    }
+  }
+
+  /**
+   * Runs every quarter of the shortest bound: drops a source that sent nothing for stallTimeoutMs (unless it is
+   * not being read), and cuts a reader that made no progress for readerStallTimeoutMs while it waited for bytes
+   * that did not come, or, when nothing is kept, while it held every other reader back.
+   */
+  #watch (): void {
+    const now = Date.now()
+    const s = this.#streaming
+    if (s !== undefined) {
+      if (s.seen !== this.#received || this.#pausedOn !== undefined) {
+        s.seen = this.#received
+        s.idleSince = now
+      } else if (now - s.idleSince >= this.#stallMs) {
+        const err = new BlobFetchError(`${s.origin} sent no byte of ${this.digest} for ${now - s.idleSince} ms`, 'ERR_BLOB_STALLED')
+        this.#streaming = undefined
+        s.attempt.abort(err)
+        s.body.destroy(err)
+      }
+    }
+    for (const r of this.#readers) {
+      const isStarved = r.waitsFor === 'bytes' ? this.#pausedOn !== 'readers' : r.waitsFor === undefined && !this.#writerKeeps
+      if (r.pos !== r.seenPos || !isStarved) {
+        r.seenPos = r.pos
+        r.idleSince = now
+      } else if (now - r.idleSince >= this.#readerStallMs) {
+        r.stream?.destroy(new BlobFetchError(`a reader of ${this.digest} made no progress for ${now - r.idleSince} ms`, 'ERR_BLOB_STALLED'))
+        // A reader waiting for bytes ends only once woken.
+        this.#notify()
+      }
     }
   }
 
@@ -173,9 +315,15 @@ export class BlobFetch {
       const n = this.#pendingBytes
       this.#pending = []
       this.#pendingBytes = 0
-      await (this.#writer as BlobWriter).writev(batch)
+      try {
+        await (this.#writer as BlobWriter).writev(batch)
+      } catch (err) {
+        this.#storeError = err as Error
+        throw err
+      }
       this.#written += n
-      this.#recent.trim(this.#written)
+      // Bytes on disk may leave memory; bytes kept nowhere else only once every reader has them.
+      this.#recent.trim(this.#writerKeeps ? this.#written : this.#slowestReader())
       this.#notify()
     }
   }
@@ -198,19 +346,32 @@ export class BlobFetch {
     return new Promise((resolve) => this.#wake.push(resolve))
   }
 
-  /** A stream of the blob (or a range of it) as it downloads; errors if the download fails. */
+  /**
+   * A stream of the blob (or a range of it) as it downloads; errors if the download fails, if it stalls, or
+   * (see canServe) if its bytes are no longer held.
+   */
   reader (range?: ByteRange): Readable {
-    return Readable.from(this.#read(range), { objectMode: false, highWaterMark: READ_CHUNK })
+    const start = range?.start ?? 0
+    // Registered now, not at the first read: from here on the window waits for this reader.
+    const state: ReaderState = { pos: start, waitsFor: undefined, stream: undefined, seenPos: start, idleSince: Date.now() }
+    const stream = Readable.from(this.#read(range, state), { objectMode: false, highWaterMark: READ_CHUNK })
+    state.stream = stream
+    this.#readers.add(state)
+    stream.once('close', () => {
+      this.#readers.delete(state)
+      this.#wakeSource?.()
+    })
+    return stream
   }
 
-  async * #read (range?: ByteRange): AsyncGenerator<Buffer> {
-    let pos = range?.start ?? 0
+  async * #read (range: ByteRange | undefined, r: ReaderState): AsyncGenerator<Buffer> {
+    let pos = r.pos
     for (;;) {
       const version = this.#version
       if (this.#state === 'failed') throw this.#error ?? new BlobFetchError('download failed')
       const endExclusive = range === undefined ? (this.#size ?? Infinity) : range.end + 1
-      if (this.#state === 'done') {
-        if (pos >= endExclusive) return
+      if (this.#state === 'done' && pos >= endExclusive) return
+      if (this.#state === 'done' && this.#isKept) {
         const rest = await this.#options.store.open(this.digest, { start: pos, end: Math.min(endExclusive, this.#written) - 1 })
         if (rest === undefined) throw new BlobFetchError(`${this.digest} vanished from the store while being served`)
         yield * rest as AsyncIterable<Buffer>
@@ -218,7 +379,7 @@ export class BlobFetch {
       }
       let available = Math.min(this.#received, endExclusive)
       // Hold back our last byte until the digest verified.
-      if (available >= endExclusive) available = endExclusive - 1
+      if (available >= endExclusive && this.#state !== 'done') available = endExclusive - 1
       if (pos < available) {
         // Network chunks are small: gather up to READ_CHUNK so the client socket sees few, large writes.
         const limit = Math.min(available, pos + READ_CHUNK)
@@ -230,9 +391,12 @@ export class BlobFetch {
         }
         if (n > 0) {
           pos += n
+          r.pos = pos
+          this.#wakeSource?.()
           yield parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts, n)
           continue
         }
+        if (!this.isKeeping) throw new BlobFetchError(`${this.digest} is not kept and byte ${pos} has left memory: this reader needs a download of its own`, 'ERR_BLOB_WINDOW_PASSED')
         // Fallen behind the in-memory window: those bytes are on disk.
         let chunk: Buffer | undefined
         try {
@@ -243,11 +407,16 @@ export class BlobFetch {
         }
         if (chunk !== undefined && chunk.byteLength > 0) {
           pos += chunk.byteLength
+          r.pos = pos
           yield chunk
           continue
         }
       }
+      r.waitsFor = this.#received < endExclusive ? 'bytes' : 'verification'
       await this.#changed(version)
+      r.waitsFor = undefined
+      // Destroyed (cut, or its client went away) while waiting: its error is delivered once this returns.
+      if (r.stream?.destroyed === true) return
     }
   }
 }

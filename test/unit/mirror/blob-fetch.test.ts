@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { PassThrough, type Readable } from 'node:stream'
 import { describe, test } from 'node:test'
 import { pino } from 'pino'
 import { BlobFetch, type BlobSourceAttempt } from '../../../src/mirror/blob-fetch.js'
 import type { Digest } from '../../../src/oci/index.js'
-import type { BlobStore } from '../../../src/store/blob-store.js'
+import type { BlobStore, BlobWriter } from '../../../src/store/blob-store.js'
 import { DigestMismatchError } from '../../../src/store/errors.js'
+import { FsBlobStore } from '../../../src/store/fs-blob-store.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { bytesOf } from '../store/blob-store-conformance.js'
+import { canMount, mountTmpfs } from '../../helpers/tmpfs-mount.js'
 
 const logger = pino({ level: 'silent' })
 const TIMEOUT = { timeout: 10_000 }
@@ -105,14 +109,14 @@ async function settle (turns = 20): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve))
 }
 
-function newFetch (blob: Buffer, sources: BlobSourceAttempt[], opts: { expectedSize?: number, store?: BlobStore } = {}): { fetch: BlobFetch, store: BlobStore, progress: Progress, digest: Digest } {
+interface FetchOpts { expectedSize?: number, store?: BlobStore, stallTimeoutMs?: number, readerStallTimeoutMs?: number }
+
+function newFetch (blob: Buffer, sources: BlobSourceAttempt[], opts: FetchOpts = {}): { fetch: BlobFetch, store: BlobStore, progress: Progress, digest: Digest } {
   const store = opts.store ?? new MemoryBlobStore()
   const progress = new Progress()
   const digest = digestOf(blob)
-  const fetch = new BlobFetch({
-    digest, store, sources, logger, onBytes: progress.onBytes, timeoutMs: 30_000,
-    ...(opts.expectedSize === undefined ? {} : { expectedSize: opts.expectedSize }),
-  })
+  const { store: _store, ...rest } = opts
+  const fetch = new BlobFetch({ digest, store, sources, logger, onBytes: progress.onBytes, timeoutMs: 30_000, ...rest })
   return { fetch, store, progress, digest }
 }
 
@@ -332,4 +336,196 @@ describe('BlobFetch', () => {
     assert.equal(fetch.state, 'failed')
     assert.equal(await store.stat(digest), undefined)
   })
+
+  // ---- defect 10: a store with no room for the blob ----
+
+  /** Bytes the fetch may run ahead of its slowest reader when nothing is kept (RECENT_BYTES), plus slack for a chunk in flight. */
+  const WINDOW = 8 << 20
+  const SLACK = 1 << 20
+
+  test('defect 10: the store runs out of room mid-blob: readers get it whole and verified, one request upstream, nothing kept', { timeout: 30_000 }, async () => {
+    const blob = bytesOf(20 << 20)
+    const first = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const second = new FakeSource('upstream:test')
+    const store = new MemoryBlobStore({ capacityBytes: 3 << 20 })
+    const { fetch, progress, digest } = newFetch(blob, [first, second], { store })
+    const body = await first.body()
+    await fetch.ready
+    const fast = new Collector(fetch.reader())
+    // A reader that does not read yet: nothing is on disk, so the source must wait for it.
+    const slow = fetch.reader()
+    const feeding = (async () => {
+      for (let off = 0; off < blob.byteLength; off += 64 << 10) {
+        if (!body.write(blob.subarray(off, off + (64 << 10)))) await new Promise((resolve) => body.once('drain', resolve))
+      }
+      body.end()
+    })()
+    await progress.until(WINDOW)
+    await settle(50)
+    assert.equal(fetch.isKeeping, false, 'the store had no room')
+    assert.ok(progress.written <= WINDOW + SLACK, `the source is held back to the slowest reader (took ${progress.written} bytes)`)
+    assert.equal(fetch.canServe({ start: blob.byteLength - 10, end: blob.byteLength - 1 }), true)
+    const slowCollector = new Collector(slow)
+    await feeding
+    const [a, b] = await Promise.all([fast.ended, slowCollector.ended])
+    assert.equal(digestOf(a), digest)
+    assert.equal(digestOf(b), digest)
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+    assert.equal(fetch.isKeeping, false)
+    assert.equal(await store.stat(digest), undefined)
+    assert.equal(await store.totalBytes(), 0)
+    assert.deepEqual(first.offsets, [0])
+    assert.deepEqual(second.offsets, [], 'no second request for bytes already received')
+  })
+
+  test('defect 10: FsBlobStore on a disk that fills up mid-blob: streamed verified, the last byte held back, nothing left', { ...TIMEOUT, skip: !canMount() && 'needs root to mount a tmpfs' }, async () => {
+    const disk = await mountTmpfs('blob-fetch-full', '1m')
+    try {
+      const store = await FsBlobStore.open(disk.path)
+      const blob = bytesOf(3 << 20)
+      const first = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+      const second = new FakeSource('upstream:test')
+      const { fetch, progress, digest } = newFetch(blob, [first, second], { store })
+      const body = await first.body()
+      const reader = new Collector(fetch.reader())
+      await feed(body, progress, blob, 0, blob.byteLength, 256 << 10)
+      await reader.until(blob.byteLength - 1)
+      await settle()
+      assert.equal(reader.received, blob.byteLength - 1, 'the last byte waits for the digest even when nothing is kept')
+      body.end()
+      assert.equal(digestOf(await reader.ended), digest)
+      await fetch.done
+      assert.equal(fetch.state, 'done')
+      assert.equal(fetch.isKeeping, false)
+      assert.equal(await store.stat(digest), undefined)
+      assert.deepEqual(await readdir(join(disk.path, 'tmp')), [])
+      assert.deepEqual(second.offsets, [])
+    } finally {
+      await disk.cleanup()
+    }
+  })
+
+  test('defect 10: not kept and corrupt: every reader errors before its last byte', TIMEOUT, async () => {
+    const blob = bytesOf(2 << 20)
+    const corrupt = Buffer.from(blob)
+    corrupt[1 << 20] = (corrupt[1 << 20] ?? 0) ^ 0x01
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, progress } = newFetch(blob, [source], { store: new MemoryBlobStore({ capacityBytes: 1 << 10 }) })
+    const body = await source.body()
+    await fetch.ready
+    const readers = [new Collector(fetch.reader()), new Collector(fetch.reader({ start: 100, end: blob.byteLength - 1 }))]
+    await feed(body, progress, corrupt, 0, corrupt.byteLength, 256 << 10)
+    body.end()
+    for (const r of readers) await assert.rejects(r.ended, DigestMismatchError)
+    const [whole, ranged] = readers as [Collector, Collector]
+    assert.ok(whole.received < blob.byteLength && ranged.received < blob.byteLength - 100, 'no reader got its last byte')
+    await fetch.done
+    assert.equal(fetch.state, 'failed')
+  })
+
+  test('defect 10: a reader that needs bytes no longer held errors at once (ERR_BLOB_WINDOW_PASSED)', { timeout: 30_000 }, async () => {
+    const blob = bytesOf(12 << 20)
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, progress } = newFetch(blob, [source], { store: new MemoryBlobStore({ capacityBytes: 1 << 20 }) })
+    const body = await source.body()
+    await fetch.ready
+    const reader = new Collector(fetch.reader())
+    await feed(body, progress, blob, 0, 11 << 20, 256 << 10)
+    await reader.until((11 << 20) - 1)
+    assert.equal(fetch.canServe({ start: 0, end: 10 }), false)
+    await assert.rejects(new Collector(fetch.reader({ start: 0, end: 10 })).ended, { code: 'ERR_BLOB_WINDOW_PASSED' })
+    const late = new Collector(fetch.reader({ start: 10 << 20, end: blob.byteLength - 1 }))
+    await feed(body, progress, blob, 11 << 20, blob.byteLength, 256 << 10)
+    body.end()
+    assert.deepEqual(await late.ended, blob.subarray(10 << 20))
+    assert.deepEqual(await reader.ended, blob)
+  })
+
+  test('defect 10: a store error that is not about room fails the fetch; no other source is asked', TIMEOUT, async () => {
+    const blob = bytesOf(3 << 20)
+    const inner = new MemoryBlobStore()
+    const failing: BlobStore = Object.assign(Object.create(inner) as BlobStore, {
+      begin: async (d: Digest, size?: number) => failAfter(await inner.begin(d, size), 1 << 20, 'EIO'),
+    })
+    const first = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const second = new FakeSource('upstream:test')
+    const { fetch, progress } = newFetch(blob, [first, second], { store: failing })
+    const body = await first.body()
+    const reader = new Collector(fetch.reader())
+    void feed(body, progress, blob, 0, blob.byteLength, 256 << 10).catch(() => {})
+    await assert.rejects(reader.ended, { code: 'EIO' })
+    await fetch.done
+    assert.equal(fetch.state, 'failed')
+    assert.deepEqual(second.offsets, [])
+  })
+
+  // ---- defect 6: stalls ----
+
+  test('defect 6: a source that stops sending is dropped after stallTimeoutMs; the next resumes from the byte reached', TIMEOUT, async () => {
+    const blob = bytesOf(200_000)
+    const first = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const second = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, store, progress, digest } = newFetch(blob, [first, second], { stallTimeoutMs: 200 })
+    const reader = new Collector(fetch.reader())
+    await feed(await first.body(), progress, blob, 0, 70_000, 35_000)
+    const stalledAt = Date.now()
+    const body2 = await second.body()
+    const waited = Date.now() - stalledAt
+    assert.ok(waited >= 150 && waited < 1500, `dropped after ${waited} ms`)
+    assert.deepEqual(second.offsets, [70_000])
+    body2.end(blob.subarray(70_000))
+    assert.deepEqual(await reader.ended, blob)
+    await fetch.done
+    assert.deepEqual(await store.read(digest), blob)
+  })
+
+  test('defect 6: a reader that gets no byte for readerStallTimeoutMs is cut; the download goes on and is kept', TIMEOUT, async () => {
+    const blob = bytesOf(100_000)
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, store, progress, digest } = newFetch(blob, [source], { stallTimeoutMs: 5000, readerStallTimeoutMs: 300 })
+    const body = await source.body()
+    const reader = new Collector(fetch.reader())
+    await feed(body, progress, blob, 0, 40_000, 40_000)
+    await reader.until(40_000)
+    const started = Date.now()
+    await assert.rejects(reader.ended, { code: 'ERR_BLOB_STALLED' })
+    const waited = Date.now() - started
+    assert.ok(waited >= 250 && waited < 2000, `cut after ${waited} ms`)
+    assert.equal(fetch.state, 'running')
+    body.end(blob.subarray(40_000))
+    await fetch.done
+    assert.deepEqual(await store.read(digest), blob)
+  })
+
+  test('defect 6: a source held back by a slow reader (nothing kept) is not taken for a stalled one', { timeout: 30_000 }, async () => {
+    const blob = bytesOf(12 << 20)
+    const first = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const second = new FakeSource('upstream:test')
+    const { fetch, progress, digest } = newFetch(blob, [first, second], { store: new MemoryBlobStore({ capacityBytes: 0 }), stallTimeoutMs: 100, readerStallTimeoutMs: 60_000 })
+    const body = await first.body()
+    await fetch.ready
+    const slow = fetch.reader()
+    const feeding = (async () => {
+      for (let off = 0; off < blob.byteLength; off += 64 << 10) {
+        if (!body.write(blob.subarray(off, off + (64 << 10)))) await new Promise((resolve) => body.once('drain', resolve))
+      }
+      body.end()
+    })()
+    await progress.until(WINDOW)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const reader = new Collector(slow)
+    await feeding
+    assert.equal(digestOf(await reader.ended), digest)
+    assert.deepEqual(second.offsets, [])
+  })
 })
+
+/** A writer whose writes fail with `code` (a store failure that is not about room) once `limit` bytes went in. */
+function failAfter (w: BlobWriter, limit: number, code: string): BlobWriter {
+  const writev = async (chunks: readonly Uint8Array[]): Promise<void> => {
+    if (w.written >= limit) throw Object.assign(new Error(`simulated ${code}`), { code })
+    await w.writev(chunks)
+  }
+  return Object.assign(Object.create(w) as BlobWriter, { writev, write: async (c: Uint8Array) => { await writev([c]) } })
+}
