@@ -51,7 +51,7 @@ export function createObservabilityHandler (o: ObservabilityOptions & { readonly
       if (method !== 'GET' && method !== 'HEAD') throw new OciError('UNSUPPORTED', `${method} is not supported here`)
       await serveObservability(pathname, method, res, o)
     }
-    run().catch((err: unknown) => { sendError(res, err, method === 'HEAD', o.logger) })
+    run().catch((err: unknown) => { sendError(res, err, 'other', method === 'HEAD', o.logger) })
   }
 }
 

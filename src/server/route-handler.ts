@@ -4,6 +4,7 @@ import { parseRequestTarget } from '../http/request-target.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { OciError } from '../oci/index.js'
 import type { RequestTally, Route } from './route.js'
+import { ociErrorFor } from './oci-error-for.js'
 import { sendError } from './send-error.js'
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void
@@ -34,9 +35,8 @@ export function createRouteHandler (routes: readonly Route[], o: { readonly metr
       await route.serve({ req, res, target, method: req.method ?? 'GET', signal: controller.signal }, tally)
     }
     run().then(done, (err: unknown) => {
-      sendError(res, err, req.method === 'HEAD', o.logger)
-      tally.result = 'error'
-      if (err instanceof OciError && err.status === 404) tally.result = 'miss'
+      sendError(res, err, tally.kind, req.method === 'HEAD', o.logger)
+      tally.result = ociErrorFor(err, tally.kind)?.status === 404 ? 'miss' : 'error'
       done()
     })
   }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import { OciError } from '../oci/index.js'
+import type { RequestKind } from '../metrics/metrics.js'
+import { ociErrorFor } from './oci-error-for.js'
 
 export const API_HEADERS = { 'docker-distribution-api-version': 'registry/2.0' } as const
 
 /** Errors become OCI JSON here and only here. A response already under way is aborted, never finished. */
-export function sendError (res: ServerResponse, err: unknown, isHead: boolean, logger: Logger): void {
+export function sendError (res: ServerResponse, err: unknown, kind: RequestKind, isHead: boolean, logger: Logger): void {
   if (res.headersSent) {
     logger.warn({ err: (err as Error).message }, 'response aborted mid-body')
     res.destroy(err as Error)
@@ -15,13 +16,14 @@ export function sendError (res: ServerResponse, err: unknown, isHead: boolean, l
   let status: number
   let doc: unknown
   const headers: Record<string, string> = { ...API_HEADERS, 'content-type': 'application/json' }
-  if (err instanceof OciError) {
-    if (err.status >= 500) logger.warn({ code: err.code, err: err.message }, 'request failed')
-    status = err.status
-    doc = err.toJSON()
-    const size = (err.detail as { size?: number } | undefined)?.size
-    if (err.code === 'RANGE_INVALID' && size !== undefined) headers['content-range'] = `bytes */${size}`
-    if (err.code === 'UNSUPPORTED') headers.allow = 'GET, HEAD'
+  const oci = ociErrorFor(err, kind)
+  if (oci !== undefined) {
+    if (oci.status >= 500) logger.warn({ code: oci.code, err: oci.message }, 'request failed')
+    status = oci.status
+    doc = oci.toJSON()
+    const size = (oci.detail as { size?: number } | undefined)?.size
+    if (oci.code === 'RANGE_INVALID' && size !== undefined) headers['content-range'] = `bytes */${size}`
+    if (oci.code === 'UNSUPPORTED') headers.allow = 'GET, HEAD'
   } else {
     // Unknown errors: a request id to find the log line, never a stack trace.
     const id = randomUUID()

@@ -1,17 +1,16 @@
+import { FlotillaError } from '../errors/flotilla-error.js'
 import type { Digest } from '../oci/index.js'
 
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends FlotillaError<'ERR_DIGEST_MISMATCH'> {
   override readonly name = 'DigestMismatchError'
-  readonly code = 'ERR_DIGEST_MISMATCH'
   constructor (readonly expected: Digest, readonly actual: string, readonly expectedSize?: number, readonly actualSize?: number) {
-    super(`content does not match ${expected}: got ${actual} (${actualSize ?? '?'} bytes${expectedSize === undefined ? '' : `, expected ${expectedSize}`})`)
+    super('ERR_DIGEST_MISMATCH', `content does not match ${expected}: got ${actual} (${actualSize ?? '?'} bytes${expectedSize === undefined ? '' : `, expected ${expectedSize}`})`)
   }
 }
 
-export class DataDirLockedError extends Error {
+export class DataDirLockedError extends FlotillaError<'ERR_DATA_DIR_LOCKED'> {
   override readonly name = 'DataDirLockedError'
-  readonly code = 'ERR_DATA_DIR_LOCKED'
   constructor (readonly dir: string, readonly pid: number) {
-    super(`data directory ${dir} is in use by another flotilla process (pid ${pid}); stop it or choose another --data-dir`)
+    super('ERR_DATA_DIR_LOCKED', `data directory ${dir} is in use by another flotilla process (pid ${pid}); stop it or choose another --data-dir`)
   }
 }

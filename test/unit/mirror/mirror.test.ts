@@ -5,7 +5,8 @@ import { afterEach, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { Metrics } from '../../../src/metrics/metrics.js'
 import { Mirror, type MirrorOptions, type MirrorRequest } from '../../../src/mirror/mirror.js'
-import { MAX_MANIFEST_BYTES, MediaType, OciError, type Digest } from '../../../src/oci/index.js'
+import { MAX_MANIFEST_BYTES, MediaType, type Digest, type OciErrorCode } from '../../../src/oci/index.js'
+import { ociErrorFor } from '../../../src/server/oci-error-for.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import { FileScopeIndex } from '../../../src/store/file-scope-index.js'
@@ -36,8 +37,13 @@ async function readAll (mirror: Mirror, req: MirrorRequest, digest: Digest): Pro
   return await collect(await b.open())
 }
 
-async function rejectsWith (p: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(p, (err: unknown) => err instanceof OciError && err.code === code)
+/** Rejects with what a client would see: the domain error as the edge maps it for that kind of request. */
+async function rejectsWith (p: Promise<unknown>, code: OciErrorCode): Promise<void> {
+  const kind = code === 'BLOB_UNKNOWN' ? 'blob' : 'manifest'
+  await assert.rejects(p, (err: unknown) => {
+    assert.equal(ociErrorFor(err, kind)?.code, code, `${(err as Error).name}: ${(err as Error).message}`)
+    return true
+  })
 }
 
 void describe('Mirror', () => {

@@ -1,0 +1,160 @@
+import type { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import { FlotillaError, hasCode } from '../errors/flotilla-error.js'
+import type { Metrics, RequestResult } from '../metrics/metrics.js'
+import type { Digest } from '../oci/index.js'
+import type { BlobStore, ByteRange } from '../store/blob-store.js'
+import type { Upstream } from '../upstream/upstream.js'
+import { BlobFetch, type BlobSourceAttempt } from './blob-fetch.js'
+import type { ContentScope } from './content-scope.js'
+import type { ContentSource } from './content-source.js'
+import { withinBound } from './first-byte-bound.js'
+import { remoteFor, type BlobResult, type MirrorRequest, type RemoteContent } from './mirror-types.js'
+
+export interface BlobServiceOptions {
+  readonly store: BlobStore
+  readonly localSources: readonly ContentSource[]
+  readonly upstream: Upstream
+  readonly remote: RemoteContent | undefined
+  readonly scope: ContentScope
+  readonly metrics: Metrics
+  readonly logger: Logger
+  /** Bounds a whole download, detached from any client. */
+  readonly fetchTimeoutMs: number
+  /** Attempts at the upstream for one blob (a broken stream resumes with Range). */
+  readonly upstreamAttempts: number
+  readonly stallTimeoutMs?: number
+  /** Longest a client waits for a download's first byte before it gets an error it can fall back on. */
+  readonly firstByteTimeoutMs: number
+  /** Told of digests this node can now serve (a download started), to advertise them. */
+  readonly announce?: (keys: readonly string[]) => void
+}
+
+/**
+ * Blobs: the node's store and sources first, then one download per digest (peers, then the upstream) shared by
+ * every client that wants it while it runs: the registry of running downloads lives here and only here.
+ */
+export class BlobService {
+  readonly #o: BlobServiceOptions
+  readonly #fetches = new Map<Digest, BlobFetch>()
+
+  constructor (options: BlobServiceOptions) {
+    this.#o = options
+  }
+
+  /** Downloads in progress (for status and shutdown). */
+  get inflight (): readonly BlobFetch[] {
+    return [...this.#fetches.values()]
+  }
+
+  async get (req: MirrorRequest, digest: Digest): Promise<BlobResult> {
+    const { store, scope } = this.#o
+    const own = await store.stat(digest)
+    if (own !== undefined) {
+      await scope.check(req, digest, 'blob')
+      return { size: own.size, source: 'hit', open: async (range) => await this.#openOwn(digest, range) }
+    }
+    for (const src of this.#o.localSources) {
+      const info = await src.stat(digest, req.signal).catch(() => undefined)
+      if (info === undefined) continue
+      await scope.check(req, digest, 'blob', info.knownIn)
+      return {
+        size: info.size, source: 'hit',
+        open: async (range) => {
+          const s = await src.open(digest, range, req.signal)
+          if (s === undefined) throw new FlotillaError('ERR_NOT_HELD', `blob ${digest} vanished from ${src.name}`)
+          return s
+        },
+      }
+    }
+    const running = this.#fetches.get(digest)
+    if (running !== undefined) return await this.#join(req, running)
+    const what = `blob ${req.registry}/${req.repository}@${digest}`
+    if (req.localOnly === true) throw new FlotillaError('ERR_NOT_HELD', `${what} is not held here`)
+    const remote = remoteFor(req, this.#o.remote)
+    const peers = remote === undefined ? { first: [], last: [] } : await remote.blobSources(req, digest).catch(() => ({ first: [], last: [] }))
+    const source: RequestResult = peers.first.length > 0 ? 'peer' : 'upstream'
+    const sources: BlobSourceAttempt[] = [...peers.first]
+    const isConfigured = this.#o.upstream.has(req.registry)
+    if (isConfigured) for (let i = 0; i < this.#o.upstreamAttempts; i++) sources.push(this.#upstreamAttempt(req, digest))
+    sources.push(...peers.last)
+    if (sources.length === 0) {
+      throw isConfigured
+        ? new FlotillaError('ERR_NOT_HELD', `${what} is not held here`)
+        : new FlotillaError('ERR_REGISTRY_NOT_CONFIGURED', `${what} is not held here and registry ${req.registry} is not configured for pull-through`)
+    }
+    // Another request may have started the same fetch while we looked for peers.
+    const again = this.#fetches.get(digest)
+    if (again !== undefined) return await this.#join(req, again)
+    const fetch = this.#start(digest, sources)
+    // Recorded as soon as the first source answers, before any other request can join this download.
+    fetch.ready.then(() => this.#o.scope.noteFetched(req, digest), () => {})
+    return await this.#answer(fetch, source)
+  }
+
+  /** Stops every download (shutdown). */
+  abortAll (reason: Error): void {
+    for (const f of this.#fetches.values()) f.abort(reason)
+  }
+
+  async #openOwn (digest: Digest, range?: ByteRange): Promise<Readable> {
+    const s = await this.#o.store.open(digest, range)
+    if (s === undefined) throw new FlotillaError('ERR_NOT_HELD', `blob ${digest} was removed while being served`)
+    return s
+  }
+
+  #upstreamAttempt (req: MirrorRequest, digest: Digest): BlobSourceAttempt {
+    return {
+      origin: `upstream:${req.registry}`,
+      open: async (offset, signal) => {
+        this.#o.metrics.upstreamRequests.inc({ registry: req.registry, kind: 'blob' })
+        const r = await this.#o.upstream.getBlob(req.registry, req.repository, digest, offset, signal)
+        return { body: r.body, ...(r.totalSize === undefined ? {} : { totalSize: r.totalSize }) }
+      },
+    }
+  }
+
+  #start (digest: Digest, sources: BlobSourceAttempt[]): BlobFetch {
+    const { metrics } = this.#o
+    const fetch = new BlobFetch({
+      digest, store: this.#o.store, sources, logger: this.#o.logger, timeoutMs: this.#o.fetchTimeoutMs,
+      ...(this.#o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: this.#o.stallTimeoutMs }),
+      onBytes: (origin, n) => {
+        if (origin.startsWith('upstream:')) metrics.upstreamBytes.inc({ registry: origin.slice('upstream:'.length) }, n)
+      },
+    })
+    this.#fetches.set(digest, fetch)
+    // Advertised once bytes flow (peers may stream it from us while it downloads), not for misses.
+    fetch.ready.then(() => this.#o.announce?.([digest]), () => {})
+    metrics.inflight.inc()
+    void fetch.done.then(() => {
+      this.#fetches.delete(digest)
+      metrics.inflight.dec()
+      // A peer with a corrupt copy must not poison every later pull of this digest.
+      if (hasCode(fetch.error, 'ERR_DIGEST_MISMATCH')) this.#o.remote?.distrust(digest, fetch.origins)
+    })
+    return fetch
+  }
+
+  /** A download another request started: served once it answered, under the same rules as held content. */
+  async #join (req: MirrorRequest, fetch: BlobFetch): Promise<BlobResult> {
+    const result = await this.#answer(fetch, 'upstream')
+    await this.#o.scope.check(req, fetch.digest, 'blob')
+    return result
+  }
+
+  /** A download's answer once its first source answered, or an error the client can fall back on past the bound. */
+  async #answer (fetch: BlobFetch, source: RequestResult): Promise<BlobResult> {
+    const late = (): never => {
+      throw new FlotillaError('ERR_FIRST_BYTE_TIMEOUT', `blob ${fetch.digest}: no first byte within ${this.#o.firstByteTimeoutMs / 1000}s; still fetching it, try again or another host`)
+    }
+    try {
+      await withinBound(fetch.ready, this.#o.firstByteTimeoutMs, late)
+    } catch (err) {
+      // Sources fail in their own ways; the client hears that the download failed, with the reason.
+      if (err instanceof FlotillaError) throw err
+      throw new FlotillaError('ERR_BLOB_FETCH', `blob ${fetch.digest}: ${(err as Error).message}`, { cause: err })
+    }
+    return { size: fetch.size, source, open: async (range) => fetch.reader(range) }
+  }
+}
