@@ -4,7 +4,7 @@ import { collectOption } from './collect-option.js'
 /**
  * `flotilla containerd configure|restore|check`: points the node's containerd at the agent through
  * certs.d hosts.toml files, undoes that byte for byte, and checks the wiring. The hosts.toml code (and
- * the gRPC clients `check` needs) is imported inside the actions so `flotilla --help` stays fast.
+ * the gRPC clients `check` needs, built in roles/) is imported inside the actions so `flotilla --help` stays fast.
  */
 
 const DEFAULT_CERTS_DIR = '/etc/containerd/certs.d'
@@ -139,8 +139,8 @@ export function registerContainerd (program: Command): void {
         throw new ContainerdCommandError('ERR_CLI_OPTION_INVALID', `--timeout: ${(err as Error).message}`)
       }
       if (!(timeoutMs > 0)) throw new ContainerdCommandError('ERR_CLI_OPTION_INVALID', '--timeout must be more than 0')
-      const { checkHosts } = await import('../containerd/hosts-config.js')
-      const checks = await checkHosts({
+      const { checkContainerdWiring } = await import('../roles/check-containerd-wiring.js')
+      const checks = await checkContainerdWiring({
         socket: opts.socket,
         namespace: opts.namespace,
         certsDir: opts.certsDir,

@@ -14,26 +14,28 @@ import {
   type Digest,
 } from '../oci/index.js'
 import type { BlobInfo, ByteRange } from '../store/blob-store.js'
-import { ContainerdClient, type ContainerdImage, type EventSubscription } from './containerd-client.js'
+import type { ContainerdClient, ContainerdImage, EventSubscription } from './containerd-client.js'
 import { parseContainerdEvent, type ContainerdEvent } from './containerd-events.js'
 import { ContainerdError } from './grpc-call.js'
 
 export interface ContainerdContentSourceOptions {
-  /** containerd's gRPC socket, e.g. `/run/containerd/containerd.sock`. */
-  readonly socket: string
-  /** Namespace whose images and content are served; default `k8s.io`. */
-  readonly namespace?: string
+  /**
+   * containerd's API, scoped to the namespace whose images and content are served. Built and closed by the
+   * caller (a role), so the source holds no connection of its own.
+   */
+  readonly client: ContainerdApi
   /**
    * containerd's content store directory (`<root>/io.containerd.content.v1.content`) when it is mounted:
    * blobs are then read from `blobs/<alg>/<hex>` directly instead of streamed over gRPC.
    */
   readonly contentDir?: string
   readonly logger: Logger
-  /** Deadline of every containerd call; default 2000 ms. */
-  readonly callTimeoutMs?: number
   /** Re-subscribe backoff after the event stream ends; defaults 100 ms doubling to 5 s. */
   readonly resubscribeBackoffMs?: { readonly initial?: number, readonly max?: number }
 }
+
+/** What the source asks of containerd (ContainerdClient is the adapter). */
+export type ContainerdApi = Pick<ContainerdClient, 'namespace' | 'subscribe' | 'listImages' | 'getImage' | 'contentInfo' | 'listContent' | 'readContent'>
 
 interface ImageRecord {
   readonly name: string
@@ -45,7 +47,6 @@ interface ImageRecord {
   readonly size: number
 }
 
-const DEFAULTS = { namespace: 'k8s.io', callTimeoutMs: 2000 } as const
 const FILE_HIGH_WATER_MARK = 1 << 20
 
 /**
@@ -58,40 +59,37 @@ const FILE_HIGH_WATER_MARK = 1 << 20
 export class ContainerdContentSource implements ContentSource {
   readonly name = 'containerd'
   readonly namespace: string
-  private readonly client: ContainerdClient
-  private readonly logger: Logger
-  private readonly contentDir: string | undefined
-  private readonly backoff: { initial: number, max: number }
+  readonly #client: ContainerdApi
+  readonly #logger: Logger
+  readonly #contentDir: string | undefined
+  readonly #backoff: { initial: number, max: number }
   /** `registry/repository:tag` → record. */
-  private readonly tags = new Map<string, ImageRecord>()
-  private readonly listeners = new Set<(event: ContentEvent) => void>()
-  private subscription: EventSubscription | undefined
+  readonly #tags = new Map<string, ImageRecord>()
+  readonly #listeners = new Set<(event: ContentEvent) => void>()
+  #subscription: EventSubscription | undefined
   /** Event handling and reloads run one at a time, in arrival order. */
-  private queue: Promise<void> = Promise.resolve()
+  #queue: Promise<void> = Promise.resolve()
   /** The map mirrors containerd: the event stream is up and the last reload succeeded. */
-  private isSynced = false
+  #isSynced = false
   /** The event stream is open (set on connect, cleared on disconnect). */
-  private isStreamUp = false
-  private isReachable = true
-  private isClosed = false
-  private reloadTimer: NodeJS.Timeout | undefined
+  #isStreamUp = false
+  #isReachable = true
+  #isClosed = false
+  #reloadTimer: NodeJS.Timeout | undefined
 
   constructor (options: ContainerdContentSourceOptions) {
     if (options.logger === undefined) throw new TypeError('ContainerdContentSource: logger is required')
-    this.namespace = options.namespace ?? DEFAULTS.namespace
-    this.contentDir = options.contentDir
-    this.logger = options.logger.child({ component: 'containerd', namespace: this.namespace })
-    this.backoff = { initial: options.resubscribeBackoffMs?.initial ?? 100, max: options.resubscribeBackoffMs?.max ?? 5000 }
-    this.client = new ContainerdClient({
-      socket: options.socket,
-      namespace: this.namespace,
-      callTimeoutMs: options.callTimeoutMs ?? DEFAULTS.callTimeoutMs,
-    })
+    if (options.client === undefined) throw new TypeError('ContainerdContentSource: client is required')
+    this.#client = options.client
+    this.namespace = options.client.namespace
+    this.#contentDir = options.contentDir
+    this.#logger = options.logger.child({ component: 'containerd', namespace: this.namespace })
+    this.#backoff = { initial: options.resubscribeBackoffMs?.initial ?? 100, max: options.resubscribeBackoffMs?.max ?? 5000 }
   }
 
   /** Whether tag lookups are answered from the event-synced in-memory index. */
   get synced (): boolean {
-    return this.isSynced
+    return this.#isSynced
   }
 
   /**
@@ -99,35 +97,35 @@ export class ContainerdContentSource implements ContentSource {
    * Resolves after the first load attempt; never rejects because containerd is down (it keeps retrying).
    */
   async start (): Promise<void> {
-    if (this.subscription !== undefined || this.isClosed) return
+    if (this.#subscription !== undefined || this.#isClosed) return
     let firstAttempt: () => void = () => {}
     const attempted = new Promise<void>((resolve) => { firstAttempt = resolve })
     const ns = JSON.stringify(this.namespace)
-    this.subscription = this.client.subscribe(
+    this.#subscription = this.#client.subscribe(
       [`namespace==${ns},topic~="^/images/"`, `namespace==${ns},topic~="^/content/"`],
       {
         onEvent: (envelope) => {
           const event = parseContainerdEvent(envelope)
-          if (event !== undefined && event.namespace === this.namespace) this.enqueue(async () => { await this.apply(event) })
+          if (event !== undefined && event.namespace === this.namespace) this.#enqueue(async () => { await this.#apply(event) })
         },
         onConnect: () => {
-          this.isStreamUp = true
-          this.enqueue(async () => {
+          this.#isStreamUp = true
+          this.#enqueue(async () => {
             try {
-              await this.reload()
+              await this.#reload()
             } finally {
               firstAttempt()
             }
           })
         },
         onDisconnect: (err) => {
-          this.isStreamUp = false
-          this.isSynced = false
-          this.markUnreachable(err)
+          this.#isStreamUp = false
+          this.#isSynced = false
+          this.#markUnreachable(err)
           firstAttempt()
         },
       },
-      { initialBackoffMs: this.backoff.initial, maxBackoffMs: this.backoff.max },
+      { initialBackoffMs: this.#backoff.initial, maxBackoffMs: this.#backoff.max },
     )
     await attempted
   }
@@ -140,23 +138,23 @@ export class ContainerdContentSource implements ContentSource {
     } catch {
       return undefined
     }
-    if (this.isSynced) return toResolved(this.tags.get(key))
+    if (this.#isSynced) return toResolved(this.#tags.get(key))
     try {
-      const image = await this.client.getImage(key, signal)
-      this.markReachable()
+      const image = await this.#client.getImage(key, signal)
+      this.#markReachable()
       return toResolved(image === undefined ? undefined : toRecord(image))
     } catch (err) {
-      return this.miss(err, 'resolveTag', signal)
+      return this.#miss(err, 'resolveTag', signal)
     }
   }
 
   async stat (digest: Digest, signal?: AbortSignal): Promise<SourceBlobInfo | undefined> {
     try {
-      const info = await this.client.contentInfo(digest, signal)
-      this.markReachable()
+      const info = await this.#client.contentInfo(digest, signal)
+      this.#markReachable()
       return info === undefined ? undefined : { digest, size: info.size, knownIn: distributionSources(info.labels) }
     } catch (err) {
-      return this.miss(err, 'stat', signal)
+      return this.#miss(err, 'stat', signal)
     }
   }
 
@@ -177,47 +175,46 @@ export class ContainerdContentSource implements ContentSource {
       start = range.start
       end = Math.min(range.end, info.size - 1)
     }
-    const fromFile = await this.openFile(digest, info.size, start, end, signal)
+    const fromFile = await this.#openFile(digest, info.size, start, end, signal)
     if (fromFile !== undefined) return fromFile
     signal?.throwIfAborted()
-    return this.client.readContent(digest, { offset: start, size: end - start + 1, signal })
+    return this.#client.readContent(digest, { offset: start, size: end - start + 1, signal })
   }
 
   watch (listener: (event: ContentEvent) => void): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
   }
 
   /** Every blob the namespace holds (for advertising to peers at start). */
   async * listBlobs (signal?: AbortSignal): AsyncGenerator<BlobInfo> {
-    for await (const info of this.client.listContent({ signal })) {
+    for await (const info of this.#client.listContent({ signal })) {
       if (isDigest(info.digest)) yield { digest: info.digest as Digest, size: info.size }
     }
   }
 
   async close (): Promise<void> {
-    if (this.isClosed) return
-    this.isClosed = true
-    this.isSynced = false
-    this.isStreamUp = false
-    clearTimeout(this.reloadTimer)
-    this.subscription?.close()
-    this.listeners.clear()
-    this.client.close()
-    await this.queue
+    if (this.#isClosed) return
+    this.#isClosed = true
+    this.#isSynced = false
+    this.#isStreamUp = false
+    clearTimeout(this.#reloadTimer)
+    this.#subscription?.close()
+    this.#listeners.clear()
+    await this.#queue
   }
 
-  private async openFile (digest: Digest, size: number, start: number, end: number, signal?: AbortSignal): Promise<Readable | undefined> {
-    if (this.contentDir === undefined) return undefined
+  async #openFile (digest: Digest, size: number, start: number, end: number, signal?: AbortSignal): Promise<Readable | undefined> {
+    if (this.#contentDir === undefined) return undefined
     const { algorithm, hex } = parseDigest(digest)
-    const path = join(this.contentDir, 'blobs', algorithm, hex)
+    const path = join(this.#contentDir, 'blobs', algorithm, hex)
     let handle: FileHandle | undefined
     try {
       handle = await openFile(path, 'r')
       const stats = await handle.stat()
       // A size mismatch means this is not the blob containerd described: stream it over gRPC instead.
       if (!stats.isFile() || stats.size !== size) {
-        this.logger.debug({ digest, path, size: stats.size, expected: size }, 'content file does not match content info')
+        this.#logger.debug({ digest, path, size: stats.size, expected: size }, 'content file does not match content info')
         await handle.close()
         return undefined
       }
@@ -226,55 +223,55 @@ export class ContainerdContentSource implements ContentSource {
       return signal === undefined ? stream : addAbortSignal(signal, stream)
     } catch (err) {
       await handle?.close().catch(() => undefined)
-      this.logger.debug({ digest, path, err }, 'content file not readable, reading over gRPC')
+      this.#logger.debug({ digest, path, err }, 'content file not readable, reading over gRPC')
       return undefined
     }
   }
 
-  private enqueue (task: () => Promise<void>): void {
-    this.queue = this.queue.then(task).catch((err: unknown) => {
+  #enqueue (task: () => Promise<void>): void {
+    this.#queue = this.#queue.then(task).catch((err: unknown) => {
       // The index may now be stale: answer lookups live until a reload succeeds.
-      this.isSynced = false
-      if (err instanceof ContainerdError && err.isUnavailable) this.markUnreachable(err)
-      else this.logger.warn({ err }, 'containerd event handling failed')
-      this.scheduleReload()
+      this.#isSynced = false
+      if (err instanceof ContainerdError && err.isUnavailable) this.#markUnreachable(err)
+      else this.#logger.warn({ err }, 'containerd event handling failed')
+      this.#scheduleReload()
     })
   }
 
   /** Reloads after a failed event or reload while the stream stays up (a re-subscribe reloads anyway). */
-  private scheduleReload (): void {
-    if (this.reloadTimer !== undefined || this.isClosed) return
-    this.reloadTimer = setTimeout(() => {
-      this.reloadTimer = undefined
-      if (!this.isSynced && this.isStreamUp && !this.isClosed) this.enqueue(async () => { await this.reload() })
-    }, this.backoff.max)
-    this.reloadTimer.unref()
+  #scheduleReload (): void {
+    if (this.#reloadTimer !== undefined || this.#isClosed) return
+    this.#reloadTimer = setTimeout(() => {
+      this.#reloadTimer = undefined
+      if (!this.#isSynced && this.#isStreamUp && !this.#isClosed) this.#enqueue(async () => { await this.#reload() })
+    }, this.#backoff.max)
+    this.#reloadTimer.unref()
   }
 
   /** Replaces the index with containerd's image list and emits the differences. */
-  private async reload (): Promise<void> {
-    if (this.isClosed) return
-    const images = await this.client.listImages()
-    this.markReachable()
+  async #reload (): Promise<void> {
+    if (this.#isClosed) return
+    const images = await this.#client.listImages()
+    this.#markReachable()
     const next = new Map<string, ImageRecord>()
     for (const image of images) {
       const record = toRecord(image)
       if (record !== undefined) next.set(tagKey(record), record)
     }
-    for (const [key, old] of this.tags) {
+    for (const [key, old] of this.#tags) {
       if (!next.has(key)) {
-        this.tags.delete(key)
-        this.emitTag('tag-removed', old)
+        this.#tags.delete(key)
+        this.#emitTag('tag-removed', old)
       }
     }
-    for (const [key, record] of next) this.setTag(key, record)
+    for (const [key, record] of next) this.#setTag(key, record)
     // Events missed while the stream is down would make the index stale: only then is it authoritative.
-    this.isSynced = this.isStreamUp
-    this.logger.debug({ tags: this.tags.size }, 'containerd image index loaded')
+    this.#isSynced = this.#isStreamUp
+    this.#logger.debug({ tags: this.#tags.size }, 'containerd image index loaded')
   }
 
-  private async apply (event: ContainerdEvent): Promise<void> {
-    if (this.isClosed) return
+  async #apply (event: ContainerdEvent): Promise<void> {
+    if (this.#isClosed) return
     switch (event.kind) {
       case 'image-create':
       case 'image-update':
@@ -282,65 +279,66 @@ export class ContainerdContentSource implements ContentSource {
         const key = recordKey(event.name)
         if (key === undefined) return
         // Ask for the current truth rather than trusting the event's order: a stale create never wins.
-        const image = event.kind === 'image-delete' ? undefined : await this.client.getImage(event.name)
+        const image = event.kind === 'image-delete' ? undefined : await this.#client.getImage(event.name)
         const record = image === undefined ? undefined : toRecord(image)
-        if (record === undefined) this.removeTag(tagKey(key))
-        else this.setTag(tagKey(key), record)
+        if (record === undefined) this.#removeTag(tagKey(key))
+        else this.#setTag(tagKey(key), record)
         return
       }
       case 'content-create':
-        if (isDigest(event.digest)) this.emit({ type: 'blob-added', digest: event.digest as Digest })
+        if (isDigest(event.digest)) this.#emit({ type: 'blob-added', digest: event.digest as Digest })
         return
       case 'content-delete':
-        if (isDigest(event.digest)) this.emit({ type: 'blob-removed', digest: event.digest as Digest })
+        if (isDigest(event.digest)) this.#emit({ type: 'blob-removed', digest: event.digest as Digest })
     }
   }
 
-  private setTag (key: string, record: ImageRecord): void {
-    const old = this.tags.get(key)
-    this.tags.set(key, record)
-    if (old?.digest !== record.digest) this.emitTag('tag-set', record)
+  #setTag (key: string, record: ImageRecord): void {
+    const old = this.#tags.get(key)
+    this.#tags.set(key, record)
+    if (old?.digest !== record.digest) this.#emitTag('tag-set', record)
   }
 
-  private removeTag (key: string): void {
-    const old = this.tags.get(key)
+  #removeTag (key: string): void {
+    const old = this.#tags.get(key)
     if (old === undefined) return
-    this.tags.delete(key)
-    this.emitTag('tag-removed', old)
+    this.#tags.delete(key)
+    this.#emitTag('tag-removed', old)
   }
 
-  private emitTag (type: 'tag-set' | 'tag-removed', r: ImageRecord): void {
-    this.emit({ type, registry: r.registry, repository: r.repository, tag: r.tag, digest: r.digest })
+  #emitTag (type: 'tag-set' | 'tag-removed', r: ImageRecord): void {
+    this.#emit({ type, registry: r.registry, repository: r.repository, tag: r.tag, digest: r.digest })
   }
 
-  private emit (event: ContentEvent): void {
-    for (const listener of this.listeners) {
+  #emit (event: ContentEvent): void {
+    for (const listener of this.#listeners) {
       try {
         listener(event)
       } catch (err) {
-        this.logger.warn({ err, event }, 'content event listener failed')
+        this.#logger.warn({ err, event }, 'content event listener failed')
       }
     }
   }
 
-  private miss (err: unknown, op: string, signal: AbortSignal | undefined): undefined {
+  /** One line per miss, at debug while containerd is known to be away; warn is for what needs a look. */
+  #miss (err: unknown, op: string, signal: AbortSignal | undefined): undefined {
     if (signal?.aborted === true) throw signal.reason
-    if (err instanceof ContainerdError && err.isUnavailable) this.markUnreachable(err)
-    else this.logger.warn({ err, op }, 'containerd call failed')
-    this.logger.debug({ err, op }, 'containerd miss')
+    if (!(err instanceof ContainerdError && err.isUnavailable)) this.#logger.warn({ err, op }, 'containerd call failed; answering a miss')
+    else if (this.#isReachable && !this.#isClosed) this.#markUnreachable(err)
+    else this.#logger.debug({ err, op }, 'containerd miss')
     return undefined
   }
 
-  private markUnreachable (err: unknown): void {
-    if (!this.isReachable || this.isClosed) return
-    this.isReachable = false
-    this.logger.warn({ err }, 'containerd unreachable; serving misses until it is back')
+  #markUnreachable (err: unknown): void {
+    if (!this.#isReachable || this.#isClosed) return
+    this.#isReachable = false
+    this.#logger.warn({ err }, 'containerd unreachable; serving misses until it is back')
   }
 
-  private markReachable (): void {
-    if (this.isReachable) return
-    this.isReachable = true
-    this.logger.info('containerd reachable again')
+  #markReachable (): void {
+    if (this.#isReachable) return
+    this.#isReachable = true
+    this.#logger.info('containerd reachable again')
   }
 }
 

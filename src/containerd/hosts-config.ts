@@ -1,8 +1,8 @@
 import { constants as fsConstants } from 'node:fs'
 import { copyFile, mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ContainerdClient } from './containerd-client.js'
-import { CriImageClient } from './cri-image-client.js'
+import type { ContainerdClient } from './containerd-client.js'
+import type { CriImageClient } from './cri-image-client.js'
 import {
   DEFAULT_DIAL_TIMEOUT,
   DEFAULT_HOSTS_DIR,
@@ -62,8 +62,11 @@ export interface RestoredHostsFile {
 }
 
 export interface CheckHostsOptions {
+  /** containerd's socket, as the checks name it. */
   readonly socket: string
-  readonly namespace?: string
+  /** containerd and its CRI plugin on that socket, each call bounded by timeoutMs; built and closed by the caller. */
+  readonly containerd: Pick<ContainerdClient, 'version'>
+  readonly cri: Pick<CriImageClient, 'runtimeConfig'>
   readonly certsDir: string
   readonly mirrorUrl: string
   readonly registries?: readonly string[]
@@ -181,19 +184,15 @@ export async function checkHosts (options: CheckHostsOptions): Promise<HostsChec
   const checks: HostsCheck[] = []
   const mirrorUrl = normalizeMirrorUrl(options.mirrorUrl)
 
-  const client = new ContainerdClient({ socket: options.socket, namespace: options.namespace ?? 'k8s.io', callTimeoutMs: timeoutMs })
   try {
-    const v = await client.version()
+    const v = await options.containerd.version()
     checks.push({ check: 'containerd', ok: true, detail: `containerd ${v.version} at ${options.socket}` })
   } catch (err) {
     checks.push({ check: 'containerd', ok: false, detail: `containerd not reachable at ${options.socket}: ${message(err)}` })
-  } finally {
-    client.close()
   }
 
-  const cri = new CriImageClient({ socket: options.socket, callTimeoutMs: timeoutMs })
   try {
-    const config = await cri.runtimeConfig()
+    const config = await options.cri.runtimeConfig()
     const registry = config?.registry as { configPath?: unknown } | undefined
     const configPath = typeof registry?.configPath === 'string' ? registry.configPath : ''
     const isSame = configPath.replace(/\/+$/, '') === options.certsDir.replace(/\/+$/, '')
@@ -208,8 +207,6 @@ export async function checkHosts (options: CheckHostsOptions): Promise<HostsChec
     })
   } catch (err) {
     checks.push({ check: 'cri config_path', ok: false, detail: `CRI status unavailable: ${message(err)}` })
-  } finally {
-    cri.close()
   }
 
   for (const registry of registryDirs(options.registries)) {

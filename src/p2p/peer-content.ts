@@ -1,4 +1,4 @@
-import { Agent, request, type Dispatcher } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { BlobSourceAttempt } from '../mirror/blob-fetch.js'
@@ -16,6 +16,11 @@ import { isHostPort, type PeerInfo, type Router } from './router.js'
 
 export interface PeerContentOptions {
   readonly router: Router
+  /**
+   * Connections to peers (an undici Agent, see PEER_DISPATCHER_DEFAULTS): its timeouts bound each peer
+   * request. Built and closed by the caller.
+   */
+  readonly dispatcher: Dispatcher
   /** Signs each request to a peer (see peerToken). */
   readonly credentials: PeerCredentials
   readonly zone?: string
@@ -28,10 +33,6 @@ export interface PeerContentOptions {
   readonly fallbackFindMs?: number
   /** Providers asked for at most (default 8); they are tried in random order, same zone first. */
   readonly maxProviders?: number
-  readonly connectTimeoutMs?: number
-  /** Headers from a peer that owns a digest may wait on its own upstream fetch. */
-  readonly headersTimeoutMs?: number
-  readonly bodyTimeoutMs?: number
   /** Whether digests are routed through their rendezvous owner when no peer holds them (cluster-wide coalescing). */
   readonly isOwnerRouting?: boolean
 }
@@ -48,6 +49,17 @@ export class PeerFetchError extends Error {
   }
 }
 
+/**
+ * The peer connection pool PeerContent expects: a short connect (a peer is near or not there at all), while
+ * headers from a peer that owns a digest may wait on its own upstream fetch.
+ */
+export const PEER_DISPATCHER_DEFAULTS = {
+  connect: { timeout: 1000 },
+  headersTimeout: 30_000,
+  bodyTimeout: 30_000,
+  connections: 16,
+} as const
+
 /** How long a peer that sent bytes of a digest that did not verify is not asked for that digest again. */
 const DISTRUST_MS = 10 * 60_000
 const MAX_DISTRUSTED = 10_000
@@ -55,18 +67,12 @@ const MAX_DISTRUSTED = 10_000
 /** Content on other agents: providers found through the Router, fetched over their registry API. */
 export class PeerContent implements RemoteContent {
   readonly #o: PeerContentOptions
-  readonly #agent: Agent
   /** `digest httpAddress` → until when that peer is not asked for that digest. */
   readonly #distrusted = new Map<string, number>()
 
   constructor (options: PeerContentOptions) {
+    if (options.dispatcher === undefined) throw new TypeError('PeerContent: dispatcher is required')
     this.#o = options
-    this.#agent = new Agent({
-      connect: { timeout: options.connectTimeoutMs ?? 1000 },
-      headersTimeout: options.headersTimeoutMs ?? 30_000,
-      bodyTimeout: options.bodyTimeoutMs ?? 30_000,
-      connections: 16,
-    })
   }
 
   /**
@@ -239,6 +245,8 @@ export class PeerContent implements RemoteContent {
     const key = ref.kind === 'digest' ? ref.digest : `${req.registry}/${req.repository}:${ref.tag}`
     const reference = ref.kind === 'digest' ? ref.digest : ref.tag
     const budget = isPatient ? (this.#o.fallbackFindMs ?? 3000) : (this.#o.findBudgetMs ?? 5)
+    // One line for the miss, however many peers failed on the way.
+    const failed: string[] = []
     for (const peer of await this.#providersWithin(key, req.signal, budget)) {
       try {
         const res = await this.#get(peer, `/v2/${req.repository}/manifests/${reference}?ns=${encodeURIComponent(req.registry)}`, 'local', req.signal, { accept })
@@ -251,9 +259,10 @@ export class PeerContent implements RemoteContent {
         if (bytes === undefined) continue
         return { bytes, mediaType: firstHeader(res.headers, 'content-type') ?? 'application/vnd.oci.image.manifest.v1+json' }
       } catch (err) {
-        this.#o.logger.debug({ peer: peer.httpAddress, key, err: (err as Error).message }, 'peer manifest fetch failed')
+        failed.push(`${peer.httpAddress}: ${(err as Error).message}`)
       }
     }
+    if (failed.length > 0) this.#o.logger.debug({ key, failed }, 'peer manifest fetch failed')
     return undefined
   }
 
@@ -263,14 +272,10 @@ export class PeerContent implements RemoteContent {
       // Signed for this one request, with the target exactly as sent; redirects are not followed (a request
       // to where an owner sends us is made, and signed, by #ownerAttempt).
       const credential = this.#o.credentials.sign(mode, 'GET', `${url.pathname}${url.search}`)
-      return await request(url, { dispatcher: this.#agent, signal, headers: { ...headers, [PEER_HEADER]: credential } })
+      return await request(url, { dispatcher: this.#o.dispatcher, signal, headers: { ...headers, [PEER_HEADER]: credential } })
     } catch (err) {
       throw new PeerFetchError(`peer ${peer.httpAddress} unreachable: ${(err as Error).message}`, 'ERR_PEER_UNAVAILABLE', { cause: err })
     }
-  }
-
-  async close (): Promise<void> {
-    await this.#agent.close()
   }
 }
 

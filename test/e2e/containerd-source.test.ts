@@ -8,12 +8,14 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
+import { ContainerdClient } from '../../src/containerd/containerd-client.js'
 import { ContainerdContentSource } from '../../src/containerd/containerd-content-source.js'
 import { CriImageClient } from '../../src/containerd/cri-image-client.js'
-import { checkHosts, configureHosts, restoreHosts } from '../../src/containerd/hosts-config.js'
+import { configureHosts, restoreHosts } from '../../src/containerd/hosts-config.js'
 import { parseHostsToml } from '../../src/containerd/hosts-toml.js'
 import type { ContentEvent } from '../../src/mirror/content-source.js'
 import type { Digest } from '../../src/oci/index.js'
+import { checkContainerdWiring } from '../../src/roles/check-containerd-wiring.js'
 import { startContainerd, type Containerd } from '../helpers/containerd.js'
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js'
 import { startDistribution, type Distribution } from '../helpers/distribution.js'
@@ -104,7 +106,7 @@ void describe('containerd content source (real containerd 1.6)', { timeout: 180_
     const again = await configureHosts({ certsDir: containerd.certsDir, mirrorUrl: proxy.url, registries: [registry.host] })
     assert.equal(again[0]?.action, 'unchanged')
 
-    const checks = await checkHosts({ socket: containerd.socket, certsDir: containerd.certsDir, mirrorUrl: proxy.url, registries: [registry.host] })
+    const checks = await checkContainerdWiring({ socket: containerd.socket, certsDir: containerd.certsDir, mirrorUrl: proxy.url, registries: [registry.host] })
     assert.deepEqual(checks.filter((c) => !c.ok), [], JSON.stringify(checks, null, 2))
     assert.deepEqual(checks.map((c) => c.check), ['containerd', 'cri config_path', `hosts.toml ${registry.host}`, 'agent'])
 
@@ -129,9 +131,11 @@ void describe('containerd content source (real containerd 1.6)', { timeout: 180_
     const events: ContentEvent[] = []
 
     before(async () => {
-      viaFile = new ContainerdContentSource({ socket: containerd.socket, contentDir: containerd.contentDir, logger })
-      viaGrpc = new ContainerdContentSource({ socket: containerd.socket, logger, resubscribeBackoffMs: { initial: 50, max: 500 } })
-      cleanups.push(() => viaFile.close(), () => viaGrpc.close())
+      const fileClient = new ContainerdClient({ socket: containerd.socket, namespace: 'k8s.io' })
+      const grpcClient = new ContainerdClient({ socket: containerd.socket, namespace: 'k8s.io' })
+      viaFile = new ContainerdContentSource({ client: fileClient, contentDir: containerd.contentDir, logger })
+      viaGrpc = new ContainerdContentSource({ client: grpcClient, logger, resubscribeBackoffMs: { initial: 50, max: 500 } })
+      cleanups.push(async () => { fileClient.close() }, async () => { grpcClient.close() }, () => viaFile.close(), () => viaGrpc.close())
       viaGrpc.watch((e) => events.push(e))
       await Promise.all([viaFile.start(), viaGrpc.start()])
     })
@@ -167,13 +171,15 @@ void describe('containerd content source (real containerd 1.6)', { timeout: 180_
     })
 
     void test('content metadata is per namespace: a blob on disk for k8s.io is a miss in "default"', async () => {
-      const elsewhere = new ContainerdContentSource({ socket: containerd.socket, namespace: 'default', contentDir: containerd.contentDir, logger })
+      const client = new ContainerdClient({ socket: containerd.socket, namespace: 'default' })
+      const elsewhere = new ContainerdContentSource({ client, contentDir: containerd.contentDir, logger })
       try {
         assert.equal(await elsewhere.stat(image.largeLayerDigest as Digest), undefined)
         assert.equal(await elsewhere.open(image.largeLayerDigest as Digest), undefined)
         assert.equal(await elsewhere.resolveTag(registry.host, REPO, TAG), undefined)
       } finally {
         await elsewhere.close()
+        client.close()
       }
     })
 

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { afterEach, beforeEach, describe, test } from 'node:test'
 import { pino } from 'pino'
-import { ContainerdContentSource, distributionSources, type ContainerdContentSourceOptions } from '../../../src/containerd/containerd-content-source.js'
+import { ContainerdClient } from '../../../src/containerd/containerd-client.js'
+import { ContainerdContentSource, distributionSources } from '../../../src/containerd/containerd-content-source.js'
 import type { ContentEvent } from '../../../src/mirror/content-source.js'
 import type { Digest } from '../../../src/oci/index.js'
 import { makeTempDir, type TempDir } from '../../helpers/temp-dir.js'
@@ -35,9 +36,12 @@ void describe('ContainerdContentSource (fake containerd)', () => {
   let tmp: TempDir
   let fake: FakeContainerd
   const sources: ContainerdContentSource[] = []
+  const clients: ContainerdClient[] = []
 
-  const newSource = (options: Partial<ContainerdContentSourceOptions> = {}): ContainerdContentSource => {
-    const source = new ContainerdContentSource({ socket: fake.socket, logger, callTimeoutMs: 300, resubscribeBackoffMs: { initial: 20, max: 100 }, ...options })
+  const newSource = (options: { socket?: string, callTimeoutMs?: number, contentDir?: string } = {}): ContainerdContentSource => {
+    const client = new ContainerdClient({ socket: options.socket ?? fake.socket, namespace: NS, callTimeoutMs: options.callTimeoutMs ?? 300 })
+    clients.push(client)
+    const source = new ContainerdContentSource({ client, logger, resubscribeBackoffMs: { initial: 20, max: 100 }, ...(options.contentDir === undefined ? {} : { contentDir: options.contentDir }) })
     sources.push(source)
     return source
   }
@@ -55,6 +59,7 @@ void describe('ContainerdContentSource (fake containerd)', () => {
 
   afterEach(async () => {
     for (const s of sources.splice(0)) await s.close()
+    for (const c of clients.splice(0)) c.close()
     await fake.stop()
     await tmp.cleanup()
   })

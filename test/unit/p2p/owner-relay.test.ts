@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { afterEach, describe, test } from 'node:test'
 import { pino } from 'pino'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { Metrics } from '../../../src/metrics/metrics.js'
 import { Mirror } from '../../../src/mirror/mirror.js'
 import type { Digest } from '../../../src/oci/index.js'
@@ -16,7 +16,7 @@ import { MemoryRouterNetwork } from '../../../src/p2p/memory-router.js'
 import { HttpPeerPolicy } from '../../../src/p2p/http-peer-policy.js'
 import { OwnerFanout } from '../../../src/p2p/owner-fanout.js'
 import { peerToken } from '../../../src/p2p/peer-auth.js'
-import { PeerContent } from '../../../src/p2p/peer-content.js'
+import { PEER_DISPATCHER_DEFAULTS, PeerContent } from '../../../src/p2p/peer-content.js'
 import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 import { createRegistryHandler } from '../../../src/server/registry-handler.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
@@ -46,7 +46,7 @@ function slowUpstream (gets: { count: number }): Upstream {
   })
 }
 
-interface TestAgent { readonly id: string, readonly url: string, readonly server: Server, readonly metrics: Metrics, readonly content: PeerContent }
+interface TestAgent { readonly id: string, readonly url: string, readonly server: Server, readonly metrics: Metrics, readonly content: PeerContent, readonly dispatcher: Agent }
 
 async function startAgent (network: MemoryRouterNetwork, id: string, gets: { count: number }): Promise<TestAgent> {
   const server = createServer()
@@ -58,13 +58,14 @@ async function startAgent (network: MemoryRouterNetwork, id: string, gets: { cou
   // Nobody announces what it downloads here: every asker goes to the owner, so the fan-out decides.
   // Each agent its own credentials (and so its own replay cache) from the one cluster key.
   const credentials = peerToken(CLUSTER_KEY)
-  const content = new PeerContent({ router, credentials, logger, findBudgetMs: 50 })
+  const dispatcher = new Agent(PEER_DISPATCHER_DEFAULTS)
+  const content = new PeerContent({ router, dispatcher, credentials, logger, findBudgetMs: 50 })
   const mirror = new Mirror({ store: new MemoryBlobStore(), tags: new MemoryTagIndex(), upstream: slowUpstream(gets), remote: content, tagTtlMs: () => 60_000, metrics, logger })
   server.on('request', createRegistryHandler({
     mirror, metrics, logger, defaultRegistry: REGISTRY, registries: new Set([REGISTRY]), isReady: () => true,
     peerPolicy: new HttpPeerPolicy({ credentials, requireForRemote: false, ownerFanout: new OwnerFanout({ limit: 1 }) }),
   }))
-  return { id, url: `http://${address}`, server, metrics, content }
+  return { id, url: `http://${address}`, server, metrics, content, dispatcher }
 }
 
 async function get (agent: TestAgent): Promise<{ status: number, body: Promise<Buffer> }> {
@@ -80,7 +81,7 @@ void describe('owner fan-out over HTTP', () => {
   const agents: TestAgent[] = []
   afterEach(async () => {
     for (const a of agents.splice(0)) {
-      await a.content.close()
+      await a.dispatcher.close()
       a.server.closeAllConnections()
       await new Promise((resolve) => a.server.close(resolve))
     }

@@ -5,10 +5,11 @@ import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
+import { Agent, type Dispatcher } from 'undici'
 import type { MirrorRequest } from '../../../src/mirror/mirror.js'
 import { MAX_MANIFEST_BYTES, type Digest } from '../../../src/oci/index.js'
 import { MemoryRouterNetwork } from '../../../src/p2p/memory-router.js'
-import { PeerContent, PeerFetchError } from '../../../src/p2p/peer-content.js'
+import { PEER_DISPATCHER_DEFAULTS, PeerContent, PeerFetchError } from '../../../src/p2p/peer-content.js'
 import { PeerCredentials } from '../../../src/p2p/peer-credentials.js'
 
 const digest = `sha256:${'a'.repeat(64)}` as Digest
@@ -26,16 +27,17 @@ async function startPeer (answer: (url: string, res: ServerResponse) => void): P
   return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}`, finished }
 }
 
-async function peerContentOf (address: string): Promise<PeerContent> {
+async function peerContentOf (address: string, dispatcher: Dispatcher): Promise<PeerContent> {
   const network = new MemoryRouterNetwork()
   const self = network.join({ id: 'self', httpAddress: '127.0.0.1:1' })
   await network.join({ id: 'holder', httpAddress: address }).advertise([digest])
-  return new PeerContent({ router: self, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), logger: pino({ level: 'silent' }), isOwnerRouting: false, findBudgetMs: 1000 })
+  return new PeerContent({ router: self, dispatcher, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), logger: pino({ level: 'silent' }), isOwnerRouting: false, findBudgetMs: 1000 })
 }
 
 void describe('a peer manifest is read bounded', () => {
   let peer: Awaited<ReturnType<typeof startPeer>>
   let content: PeerContent
+  const dispatcher = new Agent(PEER_DISPATCHER_DEFAULTS)
   let size = 0
   before(async () => {
     peer = await startPeer((_url, res) => {
@@ -53,10 +55,10 @@ void describe('a peer manifest is read bounded', () => {
       res.on('close', () => { left = 0 })
       write()
     })
-    content = await peerContentOf(peer.address)
+    content = await peerContentOf(peer.address, dispatcher)
   })
   after(async () => {
-    await content.close()
+    await dispatcher.close()
     peer.server.closeAllConnections()
     await new Promise((resolve) => peer.server.close(resolve))
   })
@@ -80,16 +82,17 @@ void describe('a peer manifest is read bounded', () => {
 void describe('a 206 from a peer needs a strict Content-Range for the offset asked', () => {
   let peer: Awaited<ReturnType<typeof startPeer>>
   let content: PeerContent
+  const dispatcher = new Agent(PEER_DISPATCHER_DEFAULTS)
   let contentRange: string | undefined
   before(async () => {
     peer = await startPeer((_url, res) => {
       res.writeHead(206, { 'content-length': '90', ...(contentRange === undefined ? {} : { 'content-range': contentRange }) })
       res.end(Buffer.alloc(90, 1))
     })
-    content = await peerContentOf(peer.address)
+    content = await peerContentOf(peer.address, dispatcher)
   })
   after(async () => {
-    await content.close()
+    await dispatcher.close()
     peer.server.closeAllConnections()
     await new Promise((resolve) => peer.server.close(resolve))
   })

@@ -6,11 +6,12 @@ import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
+import { Agent } from 'undici'
 import { Metrics } from '../../../src/metrics/metrics.js'
 import { Mirror, type MirrorRequest } from '../../../src/mirror/mirror.js'
 import type { Digest } from '../../../src/oci/index.js'
 import { MemoryRouterNetwork } from '../../../src/p2p/memory-router.js'
-import { PeerContent } from '../../../src/p2p/peer-content.js'
+import { PEER_DISPATCHER_DEFAULTS, PeerContent } from '../../../src/p2p/peer-content.js'
 import { PeerCredentials } from '../../../src/p2p/peer-credentials.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
@@ -58,6 +59,7 @@ async function readAll (stream: Readable): Promise<Buffer> {
 void describe('a peer with a corrupt copy', () => {
   let peer: Awaited<ReturnType<typeof startBadPeer>>
   let content: PeerContent
+  const dispatcher = new Agent(PEER_DISPATCHER_DEFAULTS)
   let mirror: Mirror
   let store: MemoryBlobStore
   const upstreamAsked: string[] = []
@@ -70,7 +72,7 @@ void describe('a peer with a corrupt copy', () => {
     const holder = network.join({ id: 'holder', httpAddress: peer.address })
     await holder.advertise([digest, otherDigest])
     const logger = pino({ level: 'silent' })
-    content = new PeerContent({ router: self, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), logger, isOwnerRouting: false, findBudgetMs: 1000 })
+    content = new PeerContent({ router: self, dispatcher, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), logger, isOwnerRouting: false, findBudgetMs: 1000 })
     store = new MemoryBlobStore()
     mirror = new Mirror({
       store, tags: new MemoryTagIndex(), upstream: upstreamWith(new Map([[digest, good], [otherDigest, other]]), upstreamAsked),
@@ -79,7 +81,7 @@ void describe('a peer with a corrupt copy', () => {
   })
 
   after(async () => {
-    await content.close()
+    await dispatcher.close()
     await new Promise((resolve) => peer.server.close(resolve))
   })
 
@@ -122,7 +124,8 @@ void test('holders are tried in random order, same zone first (many pullers spre
     network.join({ id: 'far-3', httpAddress: '127.0.0.1:6' }),
   ]
   for (const h of holders) await h.advertise([digest])
-  const content = new PeerContent({ router: self, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), zone: 'z1', logger: pino({ level: 'silent' }), findBudgetMs: 1000 })
+  const dispatcher = new Agent(PEER_DISPATCHER_DEFAULTS)
+  const content = new PeerContent({ router: self, dispatcher, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), zone: 'z1', logger: pino({ level: 'silent' }), findBudgetMs: 1000 })
   try {
     const firsts = new Set<string>()
     const thirds = new Set<string>()
@@ -136,6 +139,6 @@ void test('holders are tried in random order, same zone first (many pullers spre
     assert.deepEqual(firsts, new Set(['near-1', 'near-2']))
     assert.equal(thirds.size, 3, 'the other zones are shuffled too')
   } finally {
-    await content.close()
+    await dispatcher.close()
   }
 })

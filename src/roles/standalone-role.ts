@@ -1,0 +1,19 @@
+import { Metrics } from '../metrics/metrics.js'
+import { buildMirror } from './build-mirror.js'
+import { LifecycleStack } from './lifecycle-stack.js'
+import { openLocalStore } from './open-local-store.js'
+import { openUpstream } from './open-upstream.js'
+import type { Role } from './role.js'
+import { serveMirror } from './serve-mirror.js'
+
+/**
+ * The single-node pull-through mirror (`flotilla serve` with no configuration): its own store, the
+ * upstream registries, the HTTP edge. No containerd, no peers: requests from peers are refused.
+ */
+export const startStandalone: Role = async (config, logger) => await LifecycleStack.start(logger, async (stack) => {
+  const local = stack.use(await openLocalStore(config.dataDir, logger))
+  const upstream = stack.use(await openUpstream(config, logger))
+  const metrics = new Metrics()
+  const engine = buildMirror({ config, local, upstream, metrics, logger })
+  return await serveMirror(stack, { config, engine, metrics, logger })
+})

@@ -1,0 +1,24 @@
+import type { Logger } from 'pino'
+import type { Config } from '../config/config-schema.js'
+import { ContainerdClient } from '../containerd/containerd-client.js'
+import { ContainerdContentSource } from '../containerd/containerd-content-source.js'
+import { LifecycleStack } from './lifecycle-stack.js'
+
+export interface StartedContainerdSource {
+  readonly source: ContainerdContentSource
+  close (): Promise<void>
+}
+
+/** What the node's containerd holds, as a local source (its client is closed after the source). */
+export async function startContainerdSource (containerd: Config['containerd'] & { readonly socket: string }, logger: Logger): Promise<StartedContainerdSource> {
+  return await LifecycleStack.start(logger, async (stack) => {
+    const client = new ContainerdClient({ socket: containerd.socket, namespace: containerd.namespace })
+    stack.defer(() => { client.close() })
+    const source = stack.use(new ContainerdContentSource({
+      client, logger: logger.child({ component: 'containerd' }),
+      ...(containerd.contentDir === undefined ? {} : { contentDir: containerd.contentDir }),
+    }))
+    await source.start()
+    return { source, close: async () => { await stack.close() } }
+  })
+}
