@@ -2,16 +2,16 @@
 // libp2p needs Promise.withResolvers, which Node 20 lacks: load the polyfill before anything else.
 import '../p2p/polyfill.js'
 import { Command, CommanderError } from 'commander'
+import { hasCode } from '../errors/flotilla-error.js'
 import { registerClusterKey } from './cluster-key-command.js'
 import { registerContainerd } from './containerd-command.js'
 import { registerServe } from './serve-command.js'
 
 /** Every failure ends as one line on stderr and a non-zero exit; never a stack trace for user errors. */
 function fail (err: unknown): never {
-  const e = err as { message?: string, code?: string }
-  process.stderr.write(`flotilla: ${e.message ?? String(err)}\n`)
+  process.stderr.write(`flotilla: ${err instanceof Error ? err.message : String(err)}\n`)
   if (process.env.FLOTILLA_DEBUG === '1') console.error(err)
-  process.exit(e.code === 'ERR_DATA_DIR_LOCKED' ? 3 : 1)
+  process.exit(hasCode(err, 'ERR_DATA_DIR_LOCKED') ? 3 : 1)
 }
 
 const program = new Command()

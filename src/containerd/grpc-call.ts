@@ -1,28 +1,23 @@
 import * as grpc from '@grpc/grpc-js'
+import type { ContainerdErrorCode as AnyContainerdErrorCode } from '../errors/error-code.js'
+import { FlotillaError } from '../errors/flotilla-error.js'
 
-export type ContainerdErrorCode =
-  | 'ERR_CONTAINERD_UNAVAILABLE'
-  | 'ERR_CONTAINERD_TIMEOUT'
-  | 'ERR_CONTAINERD_NOT_FOUND'
-  | 'ERR_CONTAINERD_CANCELLED'
-  | 'ERR_CONTAINERD_CALL'
+export type ContainerdErrorCode = Exclude<AnyContainerdErrorCode, 'ERR_HOSTS_TOML_INVALID' | 'ERR_HOSTS_OPTION_INVALID'>
 
-/** A failed call to containerd (or its CRI plugin), with the gRPC status kept for logs. */
-export class ContainerdError extends Error {
+/**
+ * A failed call to containerd (or its CRI plugin), with the gRPC status kept for logs. `isUnavailable`:
+ * containerd is not there or not answering, and callers treat it as a miss and try elsewhere.
+ */
+export class ContainerdError extends FlotillaError<ContainerdErrorCode> {
   override readonly name = 'ContainerdError'
   constructor (
-    readonly code: ContainerdErrorCode,
+    code: ContainerdErrorCode,
     message: string,
     readonly method: string,
     readonly grpcCode?: grpc.status,
     options?: ErrorOptions,
   ) {
-    super(message, options)
-  }
-
-  /** containerd is not there or not answering: callers treat this as a miss and try elsewhere. */
-  get isUnavailable (): boolean {
-    return this.code === 'ERR_CONTAINERD_UNAVAILABLE' || this.code === 'ERR_CONTAINERD_TIMEOUT'
+    super(code, message, options)
   }
 }
 

@@ -1,5 +1,7 @@
 import { parse, stringify, TomlError } from 'smol-toml'
 import { DOCKER_HUB, normalizeRegistry } from '../oci/index.js'
+import type { ContainerdErrorCode } from '../errors/error-code.js'
+import { FlotillaError } from '../errors/flotilla-error.js'
 
 /**
  * containerd `certs.d/<registry>/hosts.toml` rendering and merging. Pure: no I/O. containerd tries the
@@ -14,13 +16,10 @@ export const DEFAULT_HOSTS_DIR = '_default'
 export const DEFAULT_DIAL_TIMEOUT = '200ms'
 export const MIRROR_CAPABILITIES = ['pull', 'resolve'] as const
 
-export type HostsTomlErrorCode = 'ERR_HOSTS_TOML_INVALID' | 'ERR_HOSTS_OPTION_INVALID'
+export type HostsTomlErrorCode = Extract<ContainerdErrorCode, 'ERR_HOSTS_TOML_INVALID' | 'ERR_HOSTS_OPTION_INVALID'>
 
-export class HostsTomlError extends Error {
+export class HostsTomlError extends FlotillaError<HostsTomlErrorCode> {
   override readonly name = 'HostsTomlError'
-  constructor (readonly code: HostsTomlErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-  }
 }
 
 type TomlTable = Record<string, unknown>

@@ -1,15 +1,15 @@
 import { readFile } from 'node:fs/promises'
+import { FlotillaError } from '../errors/flotilla-error.js'
 
 export interface RegistryCredential {
   readonly username: string
   readonly password: string
 }
 
-export class DockerConfigError extends Error {
+export class DockerConfigError extends FlotillaError<'ERR_DOCKER_CONFIG_INVALID'> {
   override readonly name = 'DockerConfigError'
-  readonly code = 'ERR_DOCKER_CONFIG_INVALID'
   constructor (readonly path: string, reason: string, options?: ErrorOptions) {
-    super(`invalid docker config ${path}: ${reason}`, options)
+    super('ERR_DOCKER_CONFIG_INVALID', `invalid docker config ${path}: ${reason}`, options)
   }
 }
 
