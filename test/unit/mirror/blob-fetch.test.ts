@@ -406,7 +406,7 @@ describe('BlobFetch', () => {
     }
   })
 
-  test('defect 10: not kept and corrupt: every reader errors before its last byte', TIMEOUT, async () => {
+  test('a blob not kept and corrupt: every reader errors before its last byte', TIMEOUT, async () => {
     const blob = bytesOf(2 << 20)
     const corrupt = Buffer.from(blob)
     corrupt[1 << 20] = (corrupt[1 << 20] ?? 0) ^ 0x01
@@ -498,7 +498,7 @@ describe('BlobFetch', () => {
     assert.deepEqual(await store.read(digest), blob)
   })
 
-  test('defect 6: a source held back by a slow reader (nothing kept) is not taken for a stalled one', { timeout: 30_000 }, async () => {
+  test('a source held back by a slow reader (nothing kept) is not taken for a stalled one', { timeout: 30_000 }, async () => {
     const blob = bytesOf(12 << 20)
     const first = new FakeSource('upstream:test', { totalSize: blob.byteLength })
     const second = new FakeSource('upstream:test')
