@@ -10,8 +10,19 @@ import { pipeline } from 'node:stream/promises'
  * - `reset`: accept, then destroy the socket without answering (connection reset / broken response).
  * - `503`: answer every request `503 Service Unavailable` without asking upstream.
  * - `hang`: accept and never answer (until the mode changes or the proxy closes): the "stalled mirror".
+ * In `pass` mode a BlobFault can make blob GETs slow: headers delayed, or a body that stalls part way.
  */
 export type CountingProxyMode = 'pass' | 'corrupt-blobs' | 'refuse' | 'reset' | '503' | 'hang'
+
+/** A slow upstream, for blob GETs in `pass` mode (a slow registry, not a broken one). */
+export interface BlobFault {
+  /** Holds the response (headers and all) this long. */
+  headersDelayMs?: number
+  /** Sends this many body bytes, then nothing more; the connection stays open (until the client gives up). */
+  stallAfterBytes?: number
+  /** The first blob GET after the fault is set (default), or every one. */
+  times?: 'first' | 'all'
+}
 
 export interface CountingProxyOptions {
   /** e.g. `http://127.0.0.1:5000` (http only). */
@@ -19,6 +30,7 @@ export interface CountingProxyOptions {
   /** Listen port on 127.0.0.1; a free one when omitted. */
   port?: number
   mode?: CountingProxyMode
+  blobFault?: BlobFault
 }
 
 export interface ProxiedRequest {
@@ -33,6 +45,8 @@ export interface ProxiedRequest {
   status: number
   /** Body bytes sent to the client. */
   bytes: number
+  /** The blob fault applied to this request, if any. */
+  fault?: BlobFault
 }
 
 export interface CountingProxy {
@@ -55,6 +69,8 @@ export interface CountingProxy {
   /** Forgets all counts and recorded requests. */
   reset(): void
   setMode(mode: CountingProxyMode): Promise<void>
+  /** Sets (or clears) the fault for the next blob GETs. */
+  setBlobFault(fault: BlobFault | undefined): void
   close(): Promise<void>
 }
 
@@ -73,6 +89,23 @@ class CorruptBytes extends Transform {
   }
 }
 
+/** Passes the first `limit` bytes, then holds everything back without ending: a stalled body. */
+class StallAfter extends Transform {
+  #left: number
+  constructor (limit: number) {
+    super()
+    this.#left = limit
+  }
+
+  override _transform (chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    if (this.#left <= 0) return // never calling back: the pipeline stops here
+    const n = Math.min(this.#left, chunk.length)
+    this.#left -= n
+    this.push(n === chunk.length ? chunk : chunk.subarray(0, n))
+    if (this.#left > 0) callback()
+  }
+}
+
 /** Counts bytes flowing through without touching them. */
 class ByteCounter extends Transform {
   constructor (private readonly onBytes: (n: number) => void) { super() }
@@ -87,6 +120,7 @@ export async function startCountingProxy (options: CountingProxyOptions): Promis
   const upstream = new URL(options.upstreamUrl)
   if (upstream.protocol !== 'http:') throw new TypeError(`startCountingProxy: upstreamUrl must be http://, got ${options.upstreamUrl}`)
   let mode: CountingProxyMode = options.mode ?? 'pass'
+  let blobFault = options.blobFault
   const counts = new Map<string, number>()
   const byteCounts = new Map<string, number>()
   const requests: ProxiedRequest[] = []
@@ -123,36 +157,51 @@ export async function startCountingProxy (options: CountingProxyOptions): Promis
     }
 
     const isCorrupting = mode === 'corrupt-blobs' && isBlobPath(pathname)
-    const upstreamReq = httpRequest({
-      agent,
-      protocol: upstream.protocol,
-      hostname: upstream.hostname,
-      port: upstream.port,
-      method: req.method,
-      path: req.url,
-      // The client's Host is kept so Distribution's Location headers point back through the proxy.
-      headers: req.headers,
-    })
-    upstreamReq.once('response', (upRes) => {
-      record.status = upRes.statusCode ?? 0
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers)
-      const isOk = (upRes.statusCode ?? 0) >= 200 && (upRes.statusCode ?? 0) < 300
-      const counter = new ByteCounter(addBytes)
-      const piped = isCorrupting && isOk
-        ? pipeline(upRes, new CorruptBytes(), counter, res)
-        : pipeline(upRes, counter, res)
-      piped.catch(() => { res.destroy() })
-    })
-    upstreamReq.once('error', (err) => {
-      if (!res.headersSent) {
-        record.status = 502
-        res.writeHead(502, { 'content-type': 'text/plain' }).end(`counting-proxy: upstream error: ${err.message}\n`)
-      } else {
-        res.destroy()
-      }
-    })
-    res.once('close', () => { if (!res.writableFinished) upstreamReq.destroy() })
-    req.pipe(upstreamReq)
+    const fault = mode === 'pass' && req.method === 'GET' && isBlobPath(pathname) ? blobFault : undefined
+    if (fault !== undefined) {
+      record.fault = fault
+      if (fault.times !== 'all') blobFault = undefined
+    }
+    const forward = (): void => {
+      const upstreamReq = httpRequest({
+        agent,
+        protocol: upstream.protocol,
+        hostname: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        // The client's Host is kept so Distribution's Location headers point back through the proxy.
+        headers: req.headers,
+      })
+      upstreamReq.once('response', (upRes) => {
+        record.status = upRes.statusCode ?? 0
+        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers)
+        const isOk = (upRes.statusCode ?? 0) >= 200 && (upRes.statusCode ?? 0) < 300
+        const counter = new ByteCounter(addBytes)
+        const piped = isCorrupting && isOk
+          ? pipeline(upRes, new CorruptBytes(), counter, res)
+          : fault?.stallAfterBytes !== undefined && isOk
+            ? pipeline(upRes, new StallAfter(fault.stallAfterBytes), counter, res)
+            : pipeline(upRes, counter, res)
+        piped.catch(() => { res.destroy() })
+      })
+      upstreamReq.once('error', (err) => {
+        if (!res.headersSent) {
+          record.status = 502
+          res.writeHead(502, { 'content-type': 'text/plain' }).end(`counting-proxy: upstream error: ${err.message}\n`)
+        } else {
+          res.destroy()
+        }
+      })
+      res.once('close', () => { if (!res.writableFinished) upstreamReq.destroy() })
+      req.pipe(upstreamReq)
+    }
+    if (fault?.headersDelayMs === undefined) {
+      forward()
+      return
+    }
+    const timer = setTimeout(forward, fault.headersDelayMs)
+    res.once('close', () => clearTimeout(timer))
   }
 
   const server = createServer(handle)
@@ -202,6 +251,9 @@ export async function startCountingProxy (options: CountingProxyOptions): Promis
       counts.clear()
       byteCounts.clear()
       requests.length = 0
+    },
+    setBlobFault (fault) {
+      blobFault = fault
     },
     async setMode (next) {
       if (isClosed) throw new Error('counting-proxy: closed')
