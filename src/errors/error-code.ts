@@ -29,6 +29,10 @@ export type ContentErrorCode =
   | 'ERR_DIGEST_MISMATCH'
   /** A download failed: every source broke off, timed out or was aborted. */
   | 'ERR_BLOB_FETCH'
+  /** A source or a reader of a download made no progress within its bound. */
+  | 'ERR_BLOB_STALLED'
+  /** Nothing of the download is kept on disk and the bytes a reader needs have left memory. */
+  | 'ERR_BLOB_WINDOW_PASSED'
   | 'ERR_PEER_UNAVAILABLE'
   /** The digest's owner asked its upstream and got a 404. */
   | 'ERR_PEER_NOT_FOUND'

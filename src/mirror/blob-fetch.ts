@@ -1,8 +1,11 @@
 import { Readable } from 'node:stream'
-import { RecentChunks } from './recent-chunks.js'
 import type { Logger } from 'pino'
+import type { ContentErrorCode } from '../errors/error-code.js'
+import { FlotillaError } from '../errors/flotilla-error.js'
+import { RecentChunks } from './recent-chunks.js'
+import { WriteBatcher } from './write-batcher.js'
 import type { Digest } from '../oci/index.js'
-import type { BlobStore, BlobWriter, ByteRange } from '../store/blob-store.js'
+import type { BlobStore, ByteRange } from '../store/blob-store.js'
 
 /** One place the bytes can come from, asked for everything from `offset` on. */
 export interface BlobSourceAttempt {
@@ -33,19 +36,13 @@ const READ_CHUNK = 256 << 10
 /** Recent bytes kept in memory for readers that keep up, and how far the disk may trail the network. */
 const RECENT_BYTES = 8 << 20
 const MAX_PENDING = 4 << 20
-/** Received bytes are written once this many are pending (or the source ends): few, large writes. */
-const WRITE_BATCH = 1 << 20
 
-/**
- * - `ERR_BLOB_STALLED`: a source or a reader made no progress within its bound.
- * - `ERR_BLOB_WINDOW_PASSED`: nothing is kept on disk and the bytes a reader needs have left memory.
- */
-export type BlobFetchErrorCode = 'ERR_BLOB_FETCH' | 'ERR_BLOB_STALLED' | 'ERR_BLOB_WINDOW_PASSED'
+export type BlobFetchErrorCode = Extract<ContentErrorCode, 'ERR_BLOB_FETCH' | 'ERR_BLOB_STALLED' | 'ERR_BLOB_WINDOW_PASSED'>
 
-export class BlobFetchError extends Error {
+export class BlobFetchError extends FlotillaError<BlobFetchErrorCode> {
   override readonly name = 'BlobFetchError'
-  constructor (message: string, readonly code: BlobFetchErrorCode = 'ERR_BLOB_FETCH') {
-    super(message)
+  constructor (message: string, code: BlobFetchErrorCode = 'ERR_BLOB_FETCH') {
+    super(code, message)
   }
 }
 
@@ -83,16 +80,12 @@ interface Streaming {
 export class BlobFetch {
   readonly digest: Digest
   #size: number | undefined
-  #written = 0
-  /** Bytes taken from sources, in order; ahead of #written by what is still pending. */
+  /** Bytes taken from sources, in order; ahead of what is written by what is still pending. */
   #received = 0
-  #pending: Buffer[] = []
-  #pendingBytes = 0
-  #flushing: Promise<void> | undefined
   readonly #recent = new RecentChunks(RECENT_BYTES)
   #state: 'running' | 'done' | 'failed' = 'running'
   #error: Error | undefined
-  #writer: BlobWriter | undefined
+  #disk: WriteBatcher | undefined
   /** The first store error (not a lack of room): it fails the fetch, no other source can help. */
   #storeError: Error | undefined
   #isKept = false
@@ -139,7 +132,10 @@ export class BlobFetch {
   /** False once the store had no room for the blob: it is streamed to its readers verified, but not kept. */
   get isKeeping (): boolean { return this.#state === 'done' ? this.#isKept : this.#state === 'running' && this.#writerKeeps }
 
-  get #writerKeeps (): boolean { return this.#writer?.isKeeping !== false }
+  get #writerKeeps (): boolean { return this.#disk?.writer.isKeeping !== false }
+
+  /** Bytes the store has taken. */
+  get #written (): number { return this.#disk?.written ?? 0 }
 
   /**
    * Whether a reader of `range` can be served. False once the download failed, or when nothing is kept and the
@@ -172,7 +168,11 @@ export class BlobFetch {
           const { body, totalSize } = await source.open(this.#received, AbortSignal.any([signal, attempt.signal]))
           // The temporary file is made only once a source answered: a miss costs no disk work.
           try {
-            this.#writer ??= await store.begin(digest, this.#options.expectedSize)
+            this.#disk ??= new WriteBatcher(await store.begin(digest, this.#options.expectedSize), (written) => {
+              // Bytes on disk may leave memory; bytes kept nowhere else only once every reader has them.
+              this.#recent.trim(this.#writerKeeps ? written : this.#slowestReader())
+              this.#notify()
+            })
           } catch (err) {
             body.on('error', () => {}).destroy()
             this.#storeError = err as Error
@@ -184,11 +184,11 @@ export class BlobFetch {
           this.#origins.add(source.origin)
           this.#streaming = { origin: source.origin, body, attempt, seen: this.#received, idleSince: Date.now() }
           for await (const chunk of body as AsyncIterable<Buffer>) {
-            if (this.#storeError !== undefined) throw this.#storeError
+            if (this.#disk?.error !== undefined) throw this.#disk.error
             this.#accept(chunk)
             this.#options.onBytes?.(source.origin, chunk.byteLength)
             // The disk trails the network by at most MAX_PENDING; past that, reading the source waits.
-            if (this.#pendingBytes >= MAX_PENDING) await this.#pause('disk', this.#flush())
+            if ((this.#disk?.pendingBytes ?? 0) >= MAX_PENDING) await this.#pause('disk', this.#flush())
             // Kept nowhere but in memory: the source runs ahead of the slowest reader by the window at most.
             if (!this.#writerKeeps && this.#received - this.#slowestReader() > RECENT_BYTES) await this.#pause('readers', this.#slowestCatchesUp())
           }
@@ -200,10 +200,9 @@ export class BlobFetch {
         } catch (err) {
           lastError = err as Error
           // The store failed (other than for room): no source can help.
-          if (this.#storeError !== undefined) break
+          if (this.#storeError !== undefined || this.#disk?.error !== undefined) break
           // Wrong bytes, or a definitive "not found": no other source is asked.
-          const code = (err as { code?: string }).code
-          if (code === 'ERR_DIGEST_MISMATCH' || code === 'ERR_UPSTREAM_NOT_FOUND' || code === 'ERR_PEER_NOT_FOUND') break
+          if (err instanceof FlotillaError && err.isFinal) break
         } finally {
           this.#streaming = undefined
         }
@@ -212,8 +211,8 @@ export class BlobFetch {
       if (lastError !== undefined) throw lastError
       if (signal.aborted) throw signal.reason as Error
       await this.#flush()
-      if (this.#writer === undefined) throw new BlobFetchError(`no source for ${digest}`)
-      this.#isKept = (await this.#writer.commit()).isKept
+      if (this.#disk === undefined) throw new BlobFetchError(`no source for ${digest}`)
+      this.#isKept = (await this.#disk.writer.commit()).isKept
       this.#size = this.#written
       this.#state = 'done'
       if (this.#isKept) logger.debug({ digest, size: this.#written }, 'blob fetched and verified')
@@ -221,8 +220,8 @@ export class BlobFetch {
     } catch (err) {
       this.#error = err as Error
       this.#state = 'failed'
-      await this.#flushing?.catch(() => {})
-      await this.#writer?.abort()
+      await this.#disk?.settle()
+      await this.#disk?.writer.abort()
       this.#rejectReady(err as Error)
       logger.warn({ digest, err: (err as Error).message }, 'blob fetch failed; nothing kept')
     } finally {
@@ -294,44 +293,14 @@ export class BlobFetch {
   #accept (chunk: Buffer): void {
     this.#recent.push(chunk)
     this.#received += chunk.byteLength
-    this.#pending.push(chunk)
-    this.#pendingBytes += chunk.byteLength
     // Readers take recent bytes from memory (the window outlasts a batch), so the disk can wait for a batch.
-    if (this.#pendingBytes >= WRITE_BATCH) this.#startDrain()
+    this.#disk?.push(chunk)
     this.#notify()
-  }
-
-  #startDrain (): void {
-    if (this.#flushing !== undefined || this.#pending.length === 0) return
-    this.#flushing = this.#drain().finally(() => { this.#flushing = undefined })
-    // A write error surfaces where the fetch awaits #flush(); this only keeps it from being unhandled.
-    this.#flushing.catch(() => {})
-  }
-
-  /** Writes pending chunks in batches until none are left; the first write error fails the fetch. */
-  async #drain (): Promise<void> {
-    while (this.#pending.length > 0) {
-      const batch = this.#pending
-      const n = this.#pendingBytes
-      this.#pending = []
-      this.#pendingBytes = 0
-      try {
-        await (this.#writer as BlobWriter).writev(batch)
-      } catch (err) {
-        this.#storeError = err as Error
-        throw err
-      }
-      this.#written += n
-      // Bytes on disk may leave memory; bytes kept nowhere else only once every reader has them.
-      this.#recent.trim(this.#writerKeeps ? this.#written : this.#slowestReader())
-      this.#notify()
-    }
   }
 
   /** Writes everything received and waits for it (rethrowing a write error). */
   async #flush (): Promise<void> {
-    this.#startDrain()
-    while (this.#flushing !== undefined) await this.#flushing
+    await this.#disk?.flush()
   }
 
   #notify (): void {
@@ -400,7 +369,7 @@ export class BlobFetch {
         // Fallen behind the in-memory window: those bytes are on disk.
         let chunk: Buffer | undefined
         try {
-          chunk = await this.#writer?.readBack(pos, Math.max(0, Math.min(available, this.#written, pos + READ_CHUNK) - pos))
+          chunk = await this.#disk?.writer.readBack(pos, Math.max(0, Math.min(available, this.#written, pos + READ_CHUNK) - pos))
         } catch {
           // The writer closed under us (commit or failure): the state tells what to do next.
           chunk = undefined
