@@ -69,11 +69,23 @@ export class BlobService {
     }
     const running = this.#fetches.get(digest)
     if (running !== undefined) return await this.#join(req, running)
+    if (req.localOnly === true) throw new FlotillaError('ERR_NOT_HELD', `blob ${req.registry}/${req.repository}@${digest} is not held here`)
+    const { sources, source } = await this.#sources(req, digest)
+    // Another request may have started the same fetch while we looked for peers.
+    const again = this.#fetches.get(digest)
+    if (again !== undefined) return await this.#join(req, again)
+    const fetch = this.#start(digest, sources)
+    this.#fetches.set(digest, fetch)
+    // Recorded as soon as the first source answers, before any other request can join this download.
+    fetch.ready.then(() => this.#o.scope.noteFetched(req, digest), () => {})
+    return await this.#answer(req, fetch, source)
+  }
+
+  /** Peers found within a tight budget, then the upstream (several attempts, for resuming), then peers found later. */
+  async #sources (req: MirrorRequest, digest: Digest): Promise<{ sources: BlobSourceAttempt[], source: RequestResult }> {
     const what = `blob ${req.registry}/${req.repository}@${digest}`
-    if (req.localOnly === true) throw new FlotillaError('ERR_NOT_HELD', `${what} is not held here`)
     const remote = remoteFor(req, this.#o.remote)
     const peers = remote === undefined ? { first: [], last: [] } : await remote.blobSources(req, digest).catch(() => ({ first: [], last: [] }))
-    const source: RequestResult = peers.first.length > 0 ? 'peer' : 'upstream'
     const sources: BlobSourceAttempt[] = [...peers.first]
     const isConfigured = this.#o.upstream.has(req.registry)
     if (isConfigured) for (let i = 0; i < this.#o.upstreamAttempts; i++) sources.push(this.#upstreamAttempt(req, digest))
@@ -83,13 +95,7 @@ export class BlobService {
         ? new FlotillaError('ERR_NOT_HELD', `${what} is not held here`)
         : new FlotillaError('ERR_REGISTRY_NOT_CONFIGURED', `${what} is not held here and registry ${req.registry} is not configured for pull-through`)
     }
-    // Another request may have started the same fetch while we looked for peers.
-    const again = this.#fetches.get(digest)
-    if (again !== undefined) return await this.#join(req, again)
-    const fetch = this.#start(digest, sources)
-    // Recorded as soon as the first source answers, before any other request can join this download.
-    fetch.ready.then(() => this.#o.scope.noteFetched(req, digest), () => {})
-    return await this.#answer(fetch, source)
+    return { sources, source: peers.first.length > 0 ? 'peer' : 'upstream' }
   }
 
   /** Stops every download (shutdown). */
@@ -123,12 +129,11 @@ export class BlobService {
         if (origin.startsWith('upstream:')) metrics.upstreamBytes.inc({ registry: origin.slice('upstream:'.length) }, n)
       },
     })
-    this.#fetches.set(digest, fetch)
     // Advertised once bytes flow (peers may stream it from us while it downloads), not for misses.
     fetch.ready.then(() => this.#o.announce?.([digest]), () => {})
     metrics.inflight.inc()
     void fetch.done.then(() => {
-      this.#fetches.delete(digest)
+      if (this.#fetches.get(digest) === fetch) this.#fetches.delete(digest)
       metrics.inflight.dec()
       // A peer with a corrupt copy must not poison every later pull of this digest.
       if (hasCode(fetch.error, 'ERR_DIGEST_MISMATCH')) this.#o.remote?.distrust(digest, fetch.origins)
@@ -138,13 +143,13 @@ export class BlobService {
 
   /** A download another request started: served once it answered, under the same rules as held content. */
   async #join (req: MirrorRequest, fetch: BlobFetch): Promise<BlobResult> {
-    const result = await this.#answer(fetch, 'upstream')
+    const result = await this.#answer(req, fetch, 'upstream')
     await this.#o.scope.check(req, fetch.digest, 'blob')
     return result
   }
 
   /** A download's answer once its first source answered, or an error the client can fall back on past the bound. */
-  async #answer (fetch: BlobFetch, source: RequestResult): Promise<BlobResult> {
+  async #answer (req: MirrorRequest, fetch: BlobFetch, source: RequestResult): Promise<BlobResult> {
     const late = (): never => {
       throw new FlotillaError('ERR_FIRST_BYTE_TIMEOUT', `blob ${fetch.digest}: no first byte within ${this.#o.firstByteTimeoutMs / 1000}s; still fetching it, try again or another host`)
     }
@@ -155,6 +160,17 @@ export class BlobService {
       if (err instanceof FlotillaError) throw err
       throw new FlotillaError('ERR_BLOB_FETCH', `blob ${fetch.digest}: ${(err as Error).message}`, { cause: err })
     }
-    return { size: fetch.size, source, open: async (range) => fetch.reader(range) }
+    return { size: fetch.size, source, open: async (range) => fetch.canServe(range) ? fetch.reader(range) : await this.#alone(req, fetch.digest, range) }
+  }
+
+  /**
+   * A download of its own for a client that joined a download the store has no room for, after the bytes it
+   * needs left memory. Not shared (the shared one goes on for its readers), bounded like any other.
+   */
+  async #alone (req: MirrorRequest, digest: Digest, range?: ByteRange): Promise<Readable> {
+    const { sources } = await this.#sources(req, digest)
+    const fetch = this.#start(digest, sources)
+    await this.#answer(req, fetch, 'upstream')
+    return fetch.reader(range)
   }
 }
