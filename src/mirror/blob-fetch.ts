@@ -3,14 +3,23 @@ import type { Logger } from 'pino'
 import type { ContentErrorCode } from '../errors/error-code.js'
 import { FlotillaError } from '../errors/flotilla-error.js'
 import { RecentChunks } from './recent-chunks.js'
+import { describeOrigin, type SourceOrigin } from './source-origin.js'
 import { WriteBatcher } from './write-batcher.js'
 import type { Digest } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
 
+/** What a source answered: the body from the offset asked, and who answered when the attempt could not say before. */
+export interface OpenedSource {
+  readonly body: Readable
+  readonly totalSize?: number
+  /** The source that answered, when it is not the attempt's own origin (a hedge, a relay, a peer found later). */
+  readonly origin?: SourceOrigin
+}
+
 /** One place the bytes can come from, asked for everything from `offset` on. */
 export interface BlobSourceAttempt {
-  readonly origin: string
-  open (offset: number, signal: AbortSignal): Promise<{ readonly body: Readable, readonly totalSize?: number }>
+  readonly origin: SourceOrigin
+  open (offset: number, signal: AbortSignal): Promise<OpenedSource>
 }
 
 export interface BlobFetchOptions {
@@ -20,7 +29,7 @@ export interface BlobFetchOptions {
   /** Tried in order; a broken stream resumes from the byte reached on the next one. */
   readonly sources: readonly BlobSourceAttempt[]
   readonly logger: Logger
-  readonly onBytes?: (origin: string, bytes: number) => void
+  readonly onBytes?: (origin: SourceOrigin, bytes: number) => void
   /** Bounds the whole download, detached from any client. */
   readonly timeoutMs: number
   /** A source that sends no byte for this long is dropped; the download resumes on the next one. Default 5 s. */
@@ -60,7 +69,7 @@ interface ReaderState {
 
 /** The source being read, for the watchdog. */
 interface Streaming {
-  readonly origin: string
+  readonly origin: SourceOrigin
   readonly body: Readable
   readonly attempt: AbortController
   seen: number
@@ -97,8 +106,8 @@ export class BlobFetch {
   #wakeSource: (() => void) | undefined
   readonly #stallMs: number
   readonly #readerStallMs: number
-  /** Sources that answered with bytes for this download. */
-  readonly #origins = new Set<string>()
+  /** Sources that answered with bytes for this download, in order. */
+  readonly #origins: SourceOrigin[] = []
   #wake: Array<() => void> = []
   readonly #options: BlobFetchOptions
   readonly #controller = new AbortController()
@@ -128,7 +137,9 @@ export class BlobFetch {
   get state (): 'running' | 'done' | 'failed' { return this.#state }
   get error (): Error | undefined { return this.#error }
   /** The sources that answered (for a download that failed verification: whom not to trust with it). */
-  get origins (): readonly string[] { return [...this.#origins] }
+  get origins (): readonly SourceOrigin[] { return this.#origins }
+  /** The source that answered first: what a client of this download is counted as served by. */
+  get answeredBy (): SourceOrigin | undefined { return this.#origins[0] }
   /** False once the store had no room for the blob: it is streamed to its readers verified, but not kept. */
   get isKeeping (): boolean { return this.#state === 'done' ? this.#isKept : this.#state === 'running' && this.#writerKeeps }
 
@@ -165,7 +176,9 @@ export class BlobFetch {
         // Its own signal, so that the watchdog can drop this source and not the download.
         const attempt = new AbortController()
         try {
-          const { body, totalSize } = await source.open(this.#received, AbortSignal.any([signal, attempt.signal]))
+          const opened = await source.open(this.#received, AbortSignal.any([signal, attempt.signal]))
+          const { body, totalSize } = opened
+          const origin = opened.origin ?? source.origin
           // The temporary file is made only once a source answered: a miss costs no disk work.
           try {
             this.#disk ??= new WriteBatcher(await store.begin(digest, this.#options.expectedSize), (written) => {
@@ -181,12 +194,12 @@ export class BlobFetch {
           if (this.#size === undefined && totalSize !== undefined) this.#size = totalSize
           this.#resolveReady()
           this.#notify()
-          this.#origins.add(source.origin)
-          this.#streaming = { origin: source.origin, body, attempt, seen: this.#received, idleSince: Date.now() }
+          this.#origins.push(origin)
+          this.#streaming = { origin, body, attempt, seen: this.#received, idleSince: Date.now() }
           for await (const chunk of body as AsyncIterable<Buffer>) {
             if (this.#disk?.error !== undefined) throw this.#disk.error
             this.#accept(chunk)
-            this.#options.onBytes?.(source.origin, chunk.byteLength)
+            this.#options.onBytes?.(origin, chunk.byteLength)
             // The disk trails the network by at most MAX_PENDING; past that, reading the source waits.
             if ((this.#disk?.pendingBytes ?? 0) >= MAX_PENDING) await this.#pause('disk', this.#flush())
             // Kept nowhere but in memory: the source runs ahead of the slowest reader by the window at most.
@@ -196,7 +209,7 @@ export class BlobFetch {
             lastError = undefined
             break
           }
-          lastError = new BlobFetchError(`${source.origin} ended ${digest} at byte ${this.#received} of ${this.#size}`)
+          lastError = new BlobFetchError(`${describeOrigin(origin)} ended ${digest} at byte ${this.#received} of ${this.#size}`)
         } catch (err) {
           lastError = err as Error
           // The store failed (other than for room): no source can help.
@@ -206,7 +219,7 @@ export class BlobFetch {
         } finally {
           this.#streaming = undefined
         }
-        logger.warn({ digest, origin: source.origin, offset: this.#received, err: lastError?.message }, 'blob source failed; trying the next one')
+        logger.warn({ digest, origin: describeOrigin(source.origin), offset: this.#received, err: lastError?.message }, 'blob source failed; trying the next one')
       }
       if (lastError !== undefined) throw lastError
       if (signal.aborted) throw signal.reason as Error
@@ -270,7 +283,7 @@ export class BlobFetch {
         s.seen = this.#received
         s.idleSince = now
       } else if (now - s.idleSince >= this.#stallMs) {
-        const err = new BlobFetchError(`${s.origin} sent no byte of ${this.digest} for ${now - s.idleSince} ms`, 'ERR_BLOB_STALLED')
+        const err = new BlobFetchError(`${describeOrigin(s.origin)} sent no byte of ${this.digest} for ${now - s.idleSince} ms`, 'ERR_BLOB_STALLED')
         this.#streaming = undefined
         s.attempt.abort(err)
         s.body.destroy(err)

@@ -70,7 +70,7 @@ export class BlobService {
     const running = this.#fetches.get(digest)
     if (running !== undefined) return await this.#join(req, running)
     if (req.localOnly === true) throw new FlotillaError('ERR_NOT_HELD', `blob ${req.registry}/${req.repository}@${digest} is not held here`)
-    const { sources, source } = await this.#sources(req, digest)
+    const sources = await this.#sources(req, digest)
     // Another request may have started the same fetch while we looked for peers.
     const again = this.#fetches.get(digest)
     if (again !== undefined) return await this.#join(req, again)
@@ -78,11 +78,11 @@ export class BlobService {
     this.#fetches.set(digest, fetch)
     // Recorded as soon as the first source answers, before any other request can join this download.
     fetch.ready.then(() => this.#o.scope.noteFetched(req, digest), () => {})
-    return await this.#answer(req, fetch, source)
+    return await this.#answer(req, fetch)
   }
 
   /** Peers found within a tight budget, then the upstream (several attempts, for resuming), then peers found later. */
-  async #sources (req: MirrorRequest, digest: Digest): Promise<{ sources: BlobSourceAttempt[], source: RequestResult }> {
+  async #sources (req: MirrorRequest, digest: Digest): Promise<BlobSourceAttempt[]> {
     const what = `blob ${req.registry}/${req.repository}@${digest}`
     const remote = remoteFor(req, this.#o.remote)
     const peers = remote === undefined ? { first: [], last: [] } : await remote.blobSources(req, digest).catch(() => ({ first: [], last: [] }))
@@ -95,7 +95,7 @@ export class BlobService {
         ? new FlotillaError('ERR_NOT_HELD', `${what} is not held here`)
         : new FlotillaError('ERR_REGISTRY_NOT_CONFIGURED', `${what} is not held here and registry ${req.registry} is not configured for pull-through`)
     }
-    return { sources, source: peers.first.length > 0 ? 'peer' : 'upstream' }
+    return sources
   }
 
   /** Stops every download (shutdown). */
@@ -111,7 +111,7 @@ export class BlobService {
 
   #upstreamAttempt (req: MirrorRequest, digest: Digest): BlobSourceAttempt {
     return {
-      origin: `upstream:${req.registry}`,
+      origin: { kind: 'upstream', registry: req.registry },
       open: async (offset, signal) => {
         this.#o.metrics.upstreamRequests.inc({ registry: req.registry, kind: 'blob' })
         const r = await this.#o.upstream.getBlob(req.registry, req.repository, digest, offset, signal)
@@ -126,7 +126,7 @@ export class BlobService {
       digest, store: this.#o.store, sources, logger: this.#o.logger, timeoutMs: this.#o.fetchTimeoutMs,
       ...(this.#o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: this.#o.stallTimeoutMs }),
       onBytes: (origin, n) => {
-        if (origin.startsWith('upstream:')) metrics.upstreamBytes.inc({ registry: origin.slice('upstream:'.length) }, n)
+        if (origin.kind === 'upstream') metrics.upstreamBytes.inc({ registry: origin.registry }, n)
       },
     })
     // Advertised once bytes flow (peers may stream it from us while it downloads), not for misses.
@@ -143,13 +143,14 @@ export class BlobService {
 
   /** A download another request started: served once it answered, under the same rules as held content. */
   async #join (req: MirrorRequest, fetch: BlobFetch): Promise<BlobResult> {
-    const result = await this.#answer(req, fetch, 'upstream')
+    const result = await this.#answer(req, fetch)
     await this.#o.scope.check(req, fetch.digest, 'blob')
     return result
   }
 
   /** A download's answer once its first source answered, or an error the client can fall back on past the bound. */
-  async #answer (req: MirrorRequest, fetch: BlobFetch, source: RequestResult): Promise<BlobResult> {
+  /** Its client is counted as served by the download's real source (a peer or the upstream), joiners too. */
+  async #answer (req: MirrorRequest, fetch: BlobFetch): Promise<BlobResult> {
     const late = (): never => {
       throw new FlotillaError('ERR_FIRST_BYTE_TIMEOUT', `blob ${fetch.digest}: no first byte within ${this.#o.firstByteTimeoutMs / 1000}s; still fetching it, try again or another host`)
     }
@@ -160,6 +161,7 @@ export class BlobService {
       if (err instanceof FlotillaError) throw err
       throw new FlotillaError('ERR_BLOB_FETCH', `blob ${fetch.digest}: ${(err as Error).message}`, { cause: err })
     }
+    const source: RequestResult = fetch.answeredBy?.kind === 'upstream' ? 'upstream' : 'peer'
     return { size: fetch.size, source, open: async (range) => fetch.canServe(range) ? fetch.reader(range) : await this.#alone(req, fetch.digest, range) }
   }
 
@@ -168,9 +170,8 @@ export class BlobService {
    * needs left memory. Not shared (the shared one goes on for its readers), bounded like any other.
    */
   async #alone (req: MirrorRequest, digest: Digest, range?: ByteRange): Promise<Readable> {
-    const { sources } = await this.#sources(req, digest)
-    const fetch = this.#start(digest, sources)
-    await this.#answer(req, fetch, 'upstream')
+    const fetch = this.#start(digest, await this.#sources(req, digest))
+    await this.#answer(req, fetch)
     return fetch.reader(range)
   }
 }

@@ -3,6 +3,7 @@ import type { RequestResult } from '../metrics/metrics.js'
 import type { Digest, ManifestRef } from '../oci/index.js'
 import type { ByteRange } from '../store/blob-store.js'
 import type { BlobSourceAttempt } from './blob-fetch.js'
+import type { SourceOrigin } from './source-origin.js'
 
 export interface MirrorRequest {
   readonly registry: string
@@ -38,7 +39,7 @@ export interface RemoteContent {
   /** A manifest from a peer that holds it; `isPatient` after the upstream failed (a longer lookup budget). */
   manifest (req: MirrorRequest, ref: ManifestRef, accept: string, isPatient: boolean): Promise<{ bytes: Buffer, mediaType: string } | undefined>
   /** Bytes these sources delivered for `digest` did not verify: stop asking them for it. */
-  distrust (digest: Digest, origins: readonly string[]): void
+  distrust (digest: Digest, origins: readonly SourceOrigin[]): void
 }
 
 /** Peers to ask for `req`: none when a peer asked us (loop guard) or asked us as an owner. */

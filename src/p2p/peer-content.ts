@@ -1,8 +1,10 @@
 import { request, type Dispatcher } from 'undici'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
+import { FlotillaError } from '../errors/flotilla-error.js'
 import type { BlobSourceAttempt } from '../mirror/blob-fetch.js'
 import type { MirrorRequest, RemoteContent } from '../mirror/mirror.js'
+import type { SourceOrigin } from '../mirror/source-origin.js'
 import type { Digest, ManifestRef } from '../oci/index.js'
 import { MAX_MANIFEST_BYTES } from '../oci/index.js'
 import { parseContentRange } from '../http/content-range.js'
@@ -37,15 +39,11 @@ export interface PeerContentOptions {
   readonly isOwnerRouting?: boolean
 }
 
-export class PeerFetchError extends Error {
+/** A peer could not be asked (`ERR_PEER_UNAVAILABLE`), or the owner asked its upstream and got a 404 (`ERR_PEER_NOT_FOUND`, final). */
+export class PeerFetchError extends FlotillaError<'ERR_PEER_UNAVAILABLE' | 'ERR_PEER_NOT_FOUND'> {
   override readonly name = 'PeerFetchError'
-  constructor (message: string, readonly code: 'ERR_PEER_UNAVAILABLE' | 'ERR_PEER_NOT_FOUND' = 'ERR_PEER_UNAVAILABLE', options?: ErrorOptions) {
-    super(message, options)
-  }
-
-  /** The owner asked its upstream and got a 404: no other source will do better. */
-  get isFinal (): boolean {
-    return this.code === 'ERR_PEER_NOT_FOUND'
+  constructor (message: string, code: 'ERR_PEER_UNAVAILABLE' | 'ERR_PEER_NOT_FOUND' = 'ERR_PEER_UNAVAILABLE', options?: ErrorOptions) {
+    super(code, message, options)
   }
 }
 
@@ -83,14 +81,13 @@ export class PeerContent implements RemoteContent {
     return await this.#providersWithin(key, signal, this.#o.findBudgetMs ?? 5)
   }
 
-  distrust (digest: Digest, origins: readonly string[]): void {
+  distrust (digest: Digest, origins: readonly SourceOrigin[]): void {
     const until = Date.now() + DISTRUST_MS
-    for (const origin of origins.flatMap((o) => o.split('|'))) {
-      const m = /^peer:(.+?)(?::owner)?$/.exec(origin)
-      if (m === null) continue
-      this.#o.logger.warn({ digest, peer: m[1] }, `peer sent bytes that do not hash to the digest; not asking it for this digest for ${DISTRUST_MS / 60_000} min`)
-      this.#distrusted.delete(`${digest} ${m[1] as string}`)
-      this.#distrusted.set(`${digest} ${m[1] as string}`, until)
+    for (const origin of origins) {
+      if (origin.kind !== 'peer') continue
+      this.#o.logger.warn({ digest, peer: origin.address }, `peer sent bytes that do not hash to the digest; not asking it for this digest for ${DISTRUST_MS / 60_000} min`)
+      this.#distrusted.delete(`${digest} ${origin.address}`)
+      this.#distrusted.set(`${digest} ${origin.address}`, until)
     }
     for (const [key, expires] of this.#distrusted) {
       if (this.#distrusted.size <= MAX_DISTRUSTED && expires > Date.now()) break
@@ -150,7 +147,7 @@ export class PeerContent implements RemoteContent {
 
   #laterHolders (req: MirrorRequest, digest: Digest): BlobSourceAttempt {
     return {
-      origin: 'peers',
+      origin: { kind: 'peers' },
       open: async (offset, signal) => {
         const found = (await this.#providersWithin(digest, signal, this.#o.fallbackFindMs ?? 3000)).filter((p) => this.#isTrusted(digest, p))
         let lastError: Error = new PeerFetchError(`no peer holds ${digest}`)
@@ -177,7 +174,7 @@ export class PeerContent implements RemoteContent {
   /** A peer that holds the blob or is downloading it, asked for just that (`local`). */
   #holderAttempt (peer: PeerInfo, req: MirrorRequest, digest: Digest): BlobSourceAttempt {
     return {
-      origin: `peer:${peer.httpAddress}`,
+      origin: { kind: 'peer', address: peer.httpAddress, role: 'holder' },
       open: async (offset, signal) => {
         const opened = await this.#openBlob(peer, req, digest, 'local', offset, signal)
         if ('redirectTo' in opened) throw new PeerFetchError(`peer ${peer.httpAddress} redirected a local request for ${digest}`)
@@ -193,7 +190,7 @@ export class PeerContent implements RemoteContent {
    */
   #ownerAttempt (owner: PeerInfo, req: MirrorRequest, digest: Digest, isDirect: boolean): BlobSourceAttempt {
     return {
-      origin: `peer:${owner.httpAddress}:owner`,
+      origin: { kind: 'peer', address: owner.httpAddress, role: 'owner' },
       open: async (offset, signal) => {
         const self = this.#o.router.self().httpAddress
         const opened = await this.#openBlob(owner, req, digest, 'owner', offset, signal, isDirect ? { [PEER_DIRECT_HEADER]: '1' } : { [PEER_FROM_HEADER]: self })
@@ -201,7 +198,7 @@ export class PeerContent implements RemoteContent {
         if (opened.redirectTo !== self) {
           try {
             const relayed = await this.#openBlob({ id: opened.redirectTo, httpAddress: opened.redirectTo }, req, digest, 'local', offset, signal)
-            if (!('redirectTo' in relayed)) return relayed
+            if (!('redirectTo' in relayed)) return { ...relayed, origin: { kind: 'peer', address: opened.redirectTo, role: 'relay' } }
           } catch (err) {
             this.#o.logger.debug({ digest, peer: opened.redirectTo, err: (err as Error).message }, 'peer the owner sent us to failed; asking the owner to serve')
           }
@@ -286,7 +283,7 @@ export class PeerContent implements RemoteContent {
 export function hedge (a: BlobSourceAttempt, b: BlobSourceAttempt, afterMs: number): BlobSourceAttempt {
   type Opened = Awaited<ReturnType<BlobSourceAttempt['open']>>
   return {
-    origin: `${a.origin}|${b.origin}`,
+    origin: { kind: 'peers' },
     open: async (offset, signal) => {
       const controllers = [new AbortController(), new AbortController()] as const
       const opened: Array<Promise<Opened>> = []
@@ -308,11 +305,11 @@ export function hedge (a: BlobSourceAttempt, b: BlobSourceAttempt, afterMs: numb
       }
       const first = start(0)
       const early = await Promise.race([first.catch(() => 'failed' as const), sleep(afterMs).then(() => 'late' as const)])
-      if (typeof early === 'object') return early.r
+      if (typeof early === 'object') return { ...early.r, origin: early.r.origin ?? a.origin }
       const racers = early === 'late' ? [first, start(1)] : [start(1)]
       const winner = await Promise.any(racers)
       dropLoser(winner.i === 0 ? 1 : 0)
-      return winner.r
+      return { ...winner.r, origin: winner.r.origin ?? (winner.i === 0 ? a : b).origin }
     },
   }
 }

@@ -13,6 +13,7 @@ import { FsBlobStore } from '../../../src/store/fs-blob-store.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { bytesOf } from '../store/blob-store-conformance.js'
 import { canMount, mountTmpfs } from '../../helpers/tmpfs-mount.js'
+import { describeOrigin, type SourceOrigin } from '../../../src/mirror/source-origin.js'
 
 const logger = pino({ level: 'silent' })
 const TIMEOUT = { timeout: 10_000 }
@@ -27,7 +28,13 @@ class FakeSource implements BlobSourceAttempt {
   readonly #bodies: PassThrough[] = []
   readonly #waiting: Array<(b: PassThrough) => void> = []
 
-  constructor (readonly origin: string, readonly options: { totalSize?: number, openError?: Error } = {}) {}
+  readonly origin: SourceOrigin
+
+  /** `label` as logs name a source: `upstream:<registry>` or `peer:<address>`. */
+  constructor (label: string, readonly options: { totalSize?: number, openError?: Error } = {}) {
+    const [kind, rest = ''] = [label.slice(0, label.indexOf(':')), label.slice(label.indexOf(':') + 1)]
+    this.origin = kind === 'upstream' ? { kind: 'upstream', registry: rest } : { kind: 'peer', address: rest, role: 'holder' }
+  }
 
   async open (offset: number, signal: AbortSignal): Promise<{ body: Readable, totalSize?: number }> {
     this.offsets.push(offset)
@@ -52,9 +59,9 @@ class Progress {
   readonly byOrigin = new Map<string, number>()
   readonly #waiters: Array<{ n: number, resolve: () => void }> = []
 
-  readonly onBytes = (origin: string, n: number): void => {
+  readonly onBytes = (origin: SourceOrigin, n: number): void => {
     this.written += n
-    this.byOrigin.set(origin, (this.byOrigin.get(origin) ?? 0) + n)
+    this.byOrigin.set(describeOrigin(origin), (this.byOrigin.get(describeOrigin(origin)) ?? 0) + n)
     for (const w of [...this.#waiters]) {
       if (this.written >= w.n) {
         this.#waiters.splice(this.#waiters.indexOf(w), 1)

@@ -10,7 +10,7 @@ import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 
 function attempt (origin: string, delayMs: number, opts: { fail?: boolean } = {}): BlobSourceAttempt & { opened: number, aborted: number, destroyed: number } {
   const a = {
-    origin, opened: 0, aborted: 0, destroyed: 0,
+    origin: { kind: 'peer', address: origin, role: 'holder' } as const, opened: 0, aborted: 0, destroyed: 0,
     open: async (_offset: number, signal: AbortSignal) => {
       a.opened++
       await new Promise<void>((resolve, reject) => {
