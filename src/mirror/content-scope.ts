@@ -48,8 +48,13 @@ export class ContentScope {
   async check (req: MirrorRequest, digest: Digest, kind: 'blob' | 'manifest', knownIn: readonly string[] = []): Promise<void> {
     const where = `${req.registry}/${req.repository}`
     const known = this.#o.scopes.get(digest)
-    const isRestricted = known !== undefined || knownIn.some((k) => this.#o.fetchesWithCredentials(k.slice(0, k.indexOf('/'))))
-    if (!isRestricted || known?.has(where) === true || knownIn.includes(where)) return
+    // containerd names a registry by its host alone (no port) in its labels.
+    const here = `${hostOf(req.registry)}/${req.repository}`
+    const isRestricted = known !== undefined || knownIn.some((k) => {
+      const registry = k.slice(0, k.indexOf('/'))
+      return this.#o.fetchesWithCredentials(registry) || (registry === hostOf(req.registry) && this.#o.fetchesWithCredentials(req.registry))
+    })
+    if (!isRestricted || known?.has(where) === true || knownIn.includes(where) || knownIn.includes(here)) return
     const refused = new FlotillaError('ERR_NOT_IN_SCOPE', `${kind} ${where}@${digest} is not known in this repository`)
     const key = `${digest} ${where}`
     if (req.localOnly === true || !this.#o.upstream.has(req.registry) || (this.#refusals.get(key) ?? 0) > this.#o.now()) throw refused
@@ -73,4 +78,9 @@ export class ContentScope {
       this.#refusals.delete(oldest)
     }
   }
+}
+
+/** A registry name without its port, as containerd's `distribution.source` labels name it (`127.0.0.1:5000` → `127.0.0.1`). */
+export function hostOf (registry: string): string {
+  return registry.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1')
 }
