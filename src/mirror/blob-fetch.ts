@@ -3,24 +3,10 @@ import type { Logger } from 'pino'
 import type { ContentErrorCode } from '../errors/error-code.js'
 import { FlotillaError } from '../errors/flotilla-error.js'
 import { RecentChunks } from './recent-chunks.js'
-import { describeOrigin, type SourceOrigin } from './source-origin.js'
+import { describeOrigin, type BlobSourceAttempt, type SourceOrigin } from './blob-source.js'
 import { WriteBatcher } from './write-batcher.js'
 import type { Digest } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
-
-/** What a source answered: the body from the offset asked, and who answered when the attempt could not say before. */
-export interface OpenedSource {
-  readonly body: Readable
-  readonly totalSize?: number
-  /** The source that answered, when it is not the attempt's own origin (a hedge, a relay, a peer found later). */
-  readonly origin?: SourceOrigin
-}
-
-/** One place the bytes can come from, asked for everything from `offset` on. */
-export interface BlobSourceAttempt {
-  readonly origin: SourceOrigin
-  open (offset: number, signal: AbortSignal): Promise<OpenedSource>
-}
 
 export interface BlobFetchOptions {
   readonly digest: Digest

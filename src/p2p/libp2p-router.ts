@@ -1,97 +1,28 @@
 import './polyfill.js'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify, type Identify } from '@libp2p/identify'
 import type { Libp2p, PeerId, PeerInfo as Libp2pPeerInfo } from '@libp2p/interface'
-import { kadDHT, removePublicAddressesMapper, type KadDHT } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ping, type Ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
-import { tcp } from '@libp2p/tcp'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import type { CID } from 'multiformats/cid'
 import type { Logger } from 'pino'
-import { hostPortOf, parseBootstrapTarget, type BootstrapTarget } from './bootstrap-target.js'
 import { Bootstrapper } from './bootstrapper.js'
+import { addLocalProvider, localProviders, routingTableSize } from './dht-internals.js'
+import { createLibp2pNode, type Libp2pServices } from './libp2p-node.js'
 import { Channel, linkSignals } from './channel.js'
-import { parseClusterKey } from './cluster-key.js'
+import { ClusterMesh } from './cluster-mesh.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { keyToCid } from './key-cid.js'
 import { createHoldingsHandler, holdingsProtocol, requestHoldings } from './holdings-protocol.js'
 import { createInfoHandler, encodePeerInfo, infoProtocol, requestPeerInfo } from './peer-info-protocol.js'
-import { ProviderIndexedDatastore } from './provider-indexed-datastore.js'
-import { isHostPort, type FindProvidersOptions, type PeerInfo, type Router } from './router.js'
+import { DEFAULTS, validateRouterOptions, type Libp2pRouterConfig, type Libp2pRouterOptions } from './libp2p-router-options.js'
+import { provideKeys } from './provide-keys.js'
+import type { FindProvidersOptions, PeerInfo, Router } from './router.js'
 
 export { generateClusterKey, parseClusterKey } from './cluster-key.js'
-
-export interface Libp2pRouterOptions {
-  /** TCP multiaddr to listen on, e.g. `/ip4/0.0.0.0/tcp/5001` (port 0 picks one). */
-  listen: string
-  /** Multiaddrs with or without `/p2p/<id>`, or `dns:NAME[:PORT]` (port defaults to ours). Empty: alone. */
-  bootstrap: readonly string[]
-  /** Contents of the cluster key file (libp2p pnet format, see `generateClusterKey`). */
-  clusterKey: Uint8Array
-  /** Persistent Ed25519 key; created with mode 0600 when missing. */
-  identityFile: string
-  /** `host:port` advertised to peers as where our registry API is. */
-  httpAddress: string
-  zone?: string
-  logger: Logger
-  /** How often every advertised key is announced again. */
-  readvertiseIntervalMs?: number
-  /** How often the bootstrap list is dialed again (and the ceiling of the retry backoff). */
-  bootstrapIntervalMs?: number
-  /** How long other nodes keep our provider records; withdrawn keys disappear after this. Default 2×readvertise + 1 min. */
-  recordTtlMs?: number
-  /** Time to learn a provider's httpAddress over the info protocol (dial included). */
-  infoTimeoutMs?: number
-  /** Time for one bootstrap dial. */
-  dialTimeoutMs?: number
-  /** Time for announcing one key. */
-  provideTimeoutMs?: number
-  /** Protocol prefix: nodes only talk to nodes with the same prefix. */
-  protocolPrefix?: string
-  /** How often a small cluster's node asks a random peer whom it knows, and dials those it does not (full mesh). */
-  meshIntervalMs?: number
-  /**
-   * Kademlia's k (default 20): announcements go to the k nodes nearest a key, and a node with fewer peers
-   * than k answers lookups from its own records. Tests lower it to exercise a large cluster's DHT walks.
-   */
-  kBucketSize?: number
-}
-
-const DEFAULTS = {
-  readvertiseIntervalMs: 10 * 60_000,
-  bootstrapIntervalMs: 30_000,
-  infoTimeoutMs: 2_000,
-  dialTimeoutMs: 5_000,
-  provideTimeoutMs: 30_000,
-  protocolPrefix: '/flotilla',
-  provideConcurrency: 16,
-  infoCacheSize: 4096,
-  infoRetryMs: 5_000,
-  meshIntervalMs: 10_000,
-  holdingsTimeoutMs: 30_000,
-  maxHoldingsPerPeer: 1_000_000,
-  meetConcurrency: 8,
-  addressesPerPeer: 4,
-} as const
+export type { Libp2pRouterOptions } from './libp2p-router-options.js'
 
 /** The Router over libp2p, plus what a status page or a test needs to know about the node. */
 export interface Libp2pRouter extends Router {
   /** Our dialable multiaddrs, each ending in `/p2p/<id>`. */
   multiaddrs (): string[]
-}
-
-type Services = { identify: Identify, ping: Ping, dht: KadDHT }
-
-interface DhtInternals {
-  readonly routingTable?: { readonly size?: number }
-  readonly providers?: {
-    getProviders?: (cid: CID, options: { signal: AbortSignal }) => Promise<PeerId[]>
-    addProvider?: (cid: CID, provider: PeerId) => Promise<void>
-  }
 }
 
 /**
@@ -100,47 +31,10 @@ interface DhtInternals {
  * `ready()`.
  */
 export async function createLibp2pRouter (options: Libp2pRouterOptions): Promise<Libp2pRouter> {
-  const config = validate(options)
+  const config = validateRouterOptions(options)
   const identity = await loadOrCreateIdentity(options.identityFile)
   if (identity.hadLoosePermissions) options.logger.warn({ file: options.identityFile }, 'p2p identity file was readable by others; changed to 0600')
-  const prefix = config.protocolPrefix
-  const libp2p = await createLibp2p<Services>({
-    start: false,
-    // provider lookups read one CID's records instead of scanning them all
-    datastore: new ProviderIndexedDatastore(),
-    privateKey: identity.privateKey,
-    nodeInfo: { name: 'flotilla' },
-    addresses: { listen: [options.listen] },
-    transports: [tcp()],
-    connectionProtector: preSharedKey({ psk: config.psk }),
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionManager: {
-      // a whole cluster may dial one bootstrap node at once, many from one host in tests
-      inboundConnectionThreshold: 1000,
-      maxIncomingPendingConnections: 256,
-      maxConnections: 1024,
-      dialTimeout: config.dialTimeoutMs,
-    },
-    services: {
-      identify: identify(),
-      ping: ping(),
-      dht: kadDHT({
-        protocol: `${prefix}/kad/1.0.0`,
-        clientMode: false,
-        ...(options.kBucketSize === undefined ? {} : { kBucketSize: options.kBucketSize }),
-        // cluster addresses are private: keep them, drop public ones
-        peerInfoMapper: removePublicAddressesMapper,
-        reprovide: {
-          validity: config.recordTtlMs,
-          // also the sweep of expired records held for others
-          interval: Math.max(1_000, Math.min(5 * 60_000, Math.floor(config.recordTtlMs / 4))),
-          // we re-announce ourselves (readvertiseIntervalMs); kad-dht only steps in if our records lapse
-          threshold: 0,
-        },
-      }),
-    },
-  })
+  const libp2p = await createLibp2pNode(options, config, identity.privateKey)
   const router = new Libp2pRouterImpl(libp2p, options, config)
   try {
     await router.start()
@@ -151,65 +45,10 @@ export async function createLibp2pRouter (options: Libp2pRouterOptions): Promise
   return router
 }
 
-interface Config {
-  readonly psk: Uint8Array
-  readonly targets: readonly BootstrapTarget[]
-  readonly listenPort: number
-  readonly isWildcardListen: boolean
-  readonly readvertiseIntervalMs: number
-  readonly bootstrapIntervalMs: number
-  readonly recordTtlMs: number
-  readonly infoTimeoutMs: number
-  readonly dialTimeoutMs: number
-  readonly provideTimeoutMs: number
-  readonly protocolPrefix: string
-  readonly meshIntervalMs: number
-}
-
-function validate (options: Libp2pRouterOptions): Config {
-  let listen: Multiaddr
-  try {
-    listen = multiaddr(options.listen)
-  } catch (err) {
-    throw new TypeError(`invalid p2p listen address ${JSON.stringify(options.listen)}: expected a multiaddr such as /ip4/0.0.0.0/tcp/5001`, { cause: err })
-  }
-  const hostPort = hostPortOf(listen)
-  if (hostPort === undefined || !listen.getComponents().some(c => c.name === 'ip4' || c.name === 'ip6')) {
-    throw new TypeError(`invalid p2p listen address ${JSON.stringify(options.listen)}: expected /ip4/<ip>/tcp/<port> or /ip6/<ip>/tcp/<port>`)
-  }
-  if (options.kBucketSize !== undefined && (!Number.isInteger(options.kBucketSize) || options.kBucketSize < 1)) throw new TypeError('kBucketSize must be a positive integer')
-  if (!isHostPort(options.httpAddress)) throw new TypeError(`httpAddress must be host:port, got ${JSON.stringify(options.httpAddress)}`)
-  if (options.zone !== undefined && (options.zone.length === 0 || options.zone.length > 253)) throw new TypeError('zone must be 1–253 characters')
-  const positive = (name: string, value: number | undefined, fallback: number): number => {
-    const v = value ?? fallback
-    if (!Number.isFinite(v) || v <= 0) throw new TypeError(`${name} must be a positive number of milliseconds`)
-    return v
-  }
-  const readvertiseIntervalMs = positive('readvertiseIntervalMs', options.readvertiseIntervalMs, DEFAULTS.readvertiseIntervalMs)
-  const prefix = options.protocolPrefix ?? DEFAULTS.protocolPrefix
-  if (!/^\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(prefix)) throw new TypeError(`protocolPrefix must look like /name, got ${JSON.stringify(prefix)}`)
-  const recordTtlMs = positive('recordTtlMs', options.recordTtlMs, 2 * readvertiseIntervalMs + 60_000)
-  if (recordTtlMs <= readvertiseIntervalMs) throw new TypeError('recordTtlMs must be longer than readvertiseIntervalMs, or records lapse between announcements')
-  return {
-    psk: parseClusterKey(options.clusterKey),
-    targets: options.bootstrap.map(parseBootstrapTarget),
-    listenPort: hostPort.port,
-    isWildcardListen: hostPort.host === '0.0.0.0' || hostPort.host === '::',
-    readvertiseIntervalMs,
-    bootstrapIntervalMs: positive('bootstrapIntervalMs', options.bootstrapIntervalMs, DEFAULTS.bootstrapIntervalMs),
-    recordTtlMs,
-    infoTimeoutMs: positive('infoTimeoutMs', options.infoTimeoutMs, DEFAULTS.infoTimeoutMs),
-    dialTimeoutMs: positive('dialTimeoutMs', options.dialTimeoutMs, DEFAULTS.dialTimeoutMs),
-    provideTimeoutMs: positive('provideTimeoutMs', options.provideTimeoutMs, DEFAULTS.provideTimeoutMs),
-    protocolPrefix: prefix,
-    meshIntervalMs: positive('meshIntervalMs', options.meshIntervalMs, DEFAULTS.meshIntervalMs),
-  }
-}
-
 class Libp2pRouterImpl implements Libp2pRouter {
-  readonly #libp2p: Libp2p<Services>
+  readonly #libp2p: Libp2p<Libp2pServices>
   readonly #log: Logger
-  readonly #config: Config
+  readonly #config: Libp2pRouterConfig
   readonly #self: PeerInfo
   readonly #infoProtocol: string
   readonly #holdingsProtocol: string
@@ -222,10 +61,8 @@ class Libp2pRouterImpl implements Libp2pRouter {
   readonly #infoFailedAt = new Map<string, number>()
   /** Flotilla peers connected now. */
   readonly #connected = new Set<string>()
-  /** Peers being dialed because another node listed them (full mesh of a small cluster). */
-  readonly #meeting = new Set<string>()
-  /** Listed peers we could not dial, and when (they are not dialed again before INFO_RETRY_MS). */
-  readonly #dialFailedAt = new Map<string, number>()
+  /** A small cluster's full mesh: whom peers list, dialed when we lack them. */
+  readonly #mesh: ClusterMesh
   #meshTimer: NodeJS.Timeout | undefined
   readonly #shutdown = new AbortController()
   readonly #bootstrapper: Bootstrapper
@@ -233,7 +70,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
   #readvertising: Promise<void> | undefined
   #closed = false
 
-  constructor (libp2p: Libp2p<Services>, options: Libp2pRouterOptions, config: Config) {
+  constructor (libp2p: Libp2p<Libp2pServices>, options: Libp2pRouterOptions, config: Libp2pRouterConfig) {
     this.#libp2p = libp2p
     this.#log = options.logger
     this.#config = config
@@ -254,11 +91,15 @@ class Libp2pRouterImpl implements Libp2pRouter {
       dialTimeoutMs: config.dialTimeoutMs,
       isConnected: () => this.#connected.size > 0,
     })
+    this.#mesh = new ClusterMesh({
+      libp2p, selfId: this.#self.id, connected: this.#connected, logger: options.logger,
+      dialTimeoutMs: config.dialTimeoutMs, shutdown: this.#shutdown.signal,
+    })
   }
 
   async start (): Promise<void> {
     const libp2p = this.#libp2p
-    await libp2p.handle(this.#infoProtocol, createInfoHandler(async () => encodePeerInfo(this.#self, this.#knowsWholeCluster() ? await this.#peerAddresses() : []), this.#config.infoTimeoutMs), { maxInboundStreams: 64 })
+    await libp2p.handle(this.#infoProtocol, createInfoHandler(async () => encodePeerInfo(this.#self, this.#knowsWholeCluster() ? await this.#mesh.peerAddresses() : []), this.#config.infoTimeoutMs), { maxInboundStreams: 64 })
     await libp2p.handle(this.#holdingsProtocol, createHoldingsHandler(() => this.#advertised.keys(), DEFAULTS.holdingsTimeoutMs), { maxInboundStreams: 16 })
     // fires after identify shows the peer speaks our info protocol, i.e. it is a flotilla node of this cluster
     await libp2p.register(this.#infoProtocol, {
@@ -389,7 +230,8 @@ class Libp2pRouterImpl implements Libp2pRouter {
       pending.add(task)
     }
     try {
-      const local = await this.#localProviders(cid, signal)
+      // Provider records this node holds (its own and those others announced to it), without asking anyone.
+      const local = await localProviders(this.#libp2p.services.dht, cid, signal)
       for (const id of local ?? []) offer({ id, multiaddrs: [] })
       // With fewer peers than a k-bucket holds, every announcement reached every node: what this node
       // holds is the whole answer, and a walk would only ask the others the same question.
@@ -420,7 +262,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
       try {
         const { info, peers } = await requestPeerInfo(this.#libp2p, this.#infoProtocol, provider.id, bounded.signal)
         this.#remember(info)
-        if (this.#knowsWholeCluster()) this.#meet(peers)
+        if (this.#knowsWholeCluster()) this.#mesh.meet(peers)
         return info
       } finally {
         bounded.dispose()
@@ -445,7 +287,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
   #onPeerConnect (peerId: PeerId): void {
     const id = peerId.toString()
     if (this.#closed || this.#connected.has(id)) return
-    this.#dialFailedAt.delete(id)
+    this.#mesh.connected(id)
     const wasAlone = this.#connected.size === 0
     this.#connected.add(id)
     if (wasAlone) {
@@ -485,20 +327,13 @@ class Libp2pRouterImpl implements Libp2pRouter {
   }
 
   #routingTableSize (): number {
-    return this.#dhtInternals().routingTable?.size ?? 0
+    return routingTableSize(this.#libp2p.services.dht) ?? 0
   }
 
   /** Whether the routing table holds fewer peers than a k-bucket (`k`), i.e. announcements go to every node. */
   #knowsWholeCluster (): boolean {
-    const size = this.#dhtInternals().routingTable?.size
+    const size = routingTableSize(this.#libp2p.services.dht)
     return size !== undefined && size < this.#libp2p.services.dht.k
-  }
-
-  /** Provider records this node holds for `cid` (its own and those others announced to it), without asking anyone. */
-  async #localProviders (cid: CID, signal: AbortSignal): Promise<PeerId[] | undefined> {
-    const providers = this.#dhtInternals().providers
-    if (typeof providers?.getProviders !== 'function') return undefined
-    return await providers.getProviders(cid, { signal })
   }
 
   // ---- a small cluster's full mesh and shared knowledge ----
@@ -512,62 +347,12 @@ class Libp2pRouterImpl implements Libp2pRouter {
     const bounded = linkSignals([this.#shutdown.signal], DEFAULTS.holdingsTimeoutMs)
     requestHoldings(this.#libp2p, this.#holdingsProtocol, peerId, bounded.signal, { maxKeys: DEFAULTS.maxHoldingsPerPeer })
       .then(async (keys) => {
-        const providers = this.#dhtInternals().providers
-        if (typeof providers?.addProvider !== 'function') return
-        for (const key of keys) await providers.addProvider(keyToCid(key), peerId)
+        for (const key of keys) if (!await addLocalProvider(this.#libp2p.services.dht, keyToCid(key), peerId)) return
       })
       .catch((err: unknown) => {
         if (!this.#closed) this.#log.debug({ err, peer: id }, 'p2p: could not fetch peer holdings')
       })
       .finally(() => bounded.dispose())
-  }
-
-  /** Multiaddrs (with `/p2p/<id>`) of the flotilla peers connected now, loopback ones only when a peer has no other. */
-  async #peerAddresses (): Promise<string[]> {
-    const out: string[] = []
-    for (const id of this.#connected) {
-      const peer = await this.#libp2p.peerStore.get(peerIdFromString(id)).catch(() => undefined)
-      if (peer === undefined) continue
-      const all = peer.addresses.map(({ multiaddr: ma }) => ma).filter((ma) => hostPortOf(ma) !== undefined)
-      const outside = all.filter((ma) => !isLoopback(ma))
-      for (const ma of (outside.length > 0 ? outside : all).slice(0, DEFAULTS.addressesPerPeer)) {
-        out.push(ma.getComponents().some((c) => c.name === 'p2p') ? ma.toString() : `${ma.toString()}/p2p/${id}`)
-      }
-    }
-    return out
-  }
-
-  /** Dials the listed nodes we are not connected to (a few at a time); failures only cost a debug line. */
-  #meet (addresses: readonly string[]): void {
-    for (const [id, at] of this.#dialFailedAt) if (Date.now() - at >= DEFAULTS.infoRetryMs) this.#dialFailedAt.delete(id)
-    const byPeer = new Map<string, Multiaddr[]>()
-    for (const text of addresses) {
-      let ma: Multiaddr
-      try {
-        ma = multiaddr(text)
-      } catch {
-        continue
-      }
-      const id = ma.getComponents().findLast((c) => c.name === 'p2p')?.value
-      if (id === undefined || id === this.#self.id || this.#connected.has(id) || this.#meeting.has(id)) continue
-      byPeer.set(id, [...(byPeer.get(id) ?? []), ma])
-    }
-    for (const [id, mas] of byPeer) {
-      if (this.#closed || this.#meeting.size >= DEFAULTS.meetConcurrency) return
-      if (this.#dialFailedAt.has(id)) continue
-      this.#meeting.add(id)
-      const bounded = linkSignals([this.#shutdown.signal], this.#config.dialTimeoutMs)
-      this.#libp2p.dial(mas, { signal: bounded.signal })
-        .catch((err: unknown) => {
-          if (this.#closed) return
-          this.#dialFailedAt.set(id, Date.now())
-          this.#log.debug({ err, peer: id }, 'p2p: could not dial a peer another node listed')
-        })
-        .finally(() => {
-          bounded.dispose()
-          this.#meeting.delete(id)
-        })
-    }
   }
 
   /** Now and then, asks one random peer whom it is connected to (which meets the ones we missed). */
@@ -580,36 +365,12 @@ class Libp2pRouterImpl implements Libp2pRouter {
     })
   }
 
-  /**
-   * kad-dht's routing table size and provider store: public fields of its KadDHT class, not of the interface,
-   * which has no way to count the table's peers nor to read or add provider records without a network query.
-   */
-  #dhtInternals (): DhtInternals {
-    return this.#libp2p.services.dht as KadDHT & DhtInternals
-  }
-
   // ---- advertising ----
 
   async #provide (cids: readonly CID[], signal?: AbortSignal): Promise<void> {
-    const dht = this.#libp2p.services.dht
-    let next = 0
-    let failed = 0
-    let firstError: unknown
-    const worker = async (): Promise<void> => {
-      while (next < cids.length && !this.#closed && signal?.aborted !== true) {
-        const cid = cids[next++] as CID
-        const bounded = linkSignals([signal, this.#shutdown.signal], this.#config.provideTimeoutMs)
-        try {
-          for await (const _event of dht.provide(cid, { signal: bounded.signal })) { /* drain */ }
-        } catch (err) {
-          failed++
-          firstError ??= err
-        } finally {
-          bounded.dispose()
-        }
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(DEFAULTS.provideConcurrency, cids.length) }, worker))
+    const { failed, firstError } = await provideKeys(this.#libp2p.services.dht, cids, {
+      signals: [signal, this.#shutdown.signal], timeoutMs: this.#config.provideTimeoutMs, concurrency: DEFAULTS.provideConcurrency,
+    })
     if (failed > 0 && !this.#closed && signal?.aborted !== true) {
       this.#log.warn({ err: firstError, failed, total: cids.length }, 'p2p: some keys could not be advertised; will retry')
     }
@@ -634,9 +395,4 @@ class Libp2pRouterImpl implements Libp2pRouter {
     await this.#provide(cids)
     this.#log.debug({ keys: cids.length, ms: Date.now() - started }, 'p2p: re-advertised keys')
   }
-}
-
-function isLoopback (ma: Multiaddr): boolean {
-  const host = hostPortOf(ma)?.host
-  return host !== undefined && (host.startsWith('127.') || host === '::1')
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { PassThrough, type Readable } from 'node:stream'
 import { describe, test } from 'node:test'
 import { pino } from 'pino'
-import { BlobFetch, type BlobSourceAttempt } from '../../../src/mirror/blob-fetch.js'
+import { BlobFetch } from '../../../src/mirror/blob-fetch.js'
+import type { BlobSourceAttempt } from '../../../src/mirror/blob-source.js'
 import type { Digest } from '../../../src/oci/index.js'
 import type { BlobStore, BlobWriter } from '../../../src/store/blob-store.js'
 import { DigestMismatchError } from '../../../src/store/errors.js'
@@ -13,7 +14,7 @@ import { FsBlobStore } from '../../../src/store/fs-blob-store.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { bytesOf } from '../store/blob-store-conformance.js'
 import { canMount, mountTmpfs } from '../../helpers/tmpfs-mount.js'
-import { describeOrigin, type SourceOrigin } from '../../../src/mirror/source-origin.js'
+import { describeOrigin, type SourceOrigin } from '../../../src/mirror/blob-source.js'
 
 const logger = pino({ level: 'silent' })
 const TIMEOUT = { timeout: 10_000 }

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream'
 import { describe, test } from 'node:test'
-import type { BlobSourceAttempt } from '../../../src/mirror/blob-fetch.js'
+import type { BlobSourceAttempt } from '../../../src/mirror/blob-source.js'
 import { checkPeerRequest, peerToken } from '../../../src/p2p/peer-auth.js'
 import { hedge } from '../../../src/p2p/peer-content.js'
 import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'

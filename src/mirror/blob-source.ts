@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream'
+
 /** Where the bytes of a download come from. */
 export type SourceOrigin =
   | { readonly kind: 'upstream', readonly registry: string }
@@ -13,4 +15,18 @@ export function describeOrigin (origin: SourceOrigin): string {
     case 'peers': return 'peers'
     case 'peer': return origin.role === 'holder' ? `peer:${origin.address}` : `peer:${origin.address}:${origin.role}`
   }
+}
+
+/** What a source answered: the body from the offset asked, and who answered when the attempt could not say before. */
+export interface OpenedSource {
+  readonly body: Readable
+  readonly totalSize?: number
+  /** The source that answered, when it is not the attempt's own origin (a hedge, a relay, a peer found later). */
+  readonly origin?: SourceOrigin
+}
+
+/** One place the bytes can come from, asked for everything from `offset` on. */
+export interface BlobSourceAttempt {
+  readonly origin: SourceOrigin
+  open (offset: number, signal: AbortSignal): Promise<OpenedSource>
 }
