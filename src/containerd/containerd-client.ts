@@ -90,13 +90,13 @@ interface RawEnvelope {
 export class ContainerdClient {
   readonly namespace: string
   readonly callTimeoutMs: number
-  private readonly images: grpc.Client
-  private readonly content: grpc.Client
-  private readonly events: grpc.Client
-  private readonly versionClient: grpc.Client
-  private readonly metadata: grpc.Metadata
-  private readonly subscriptions = new Set<EventSubscription>()
-  private isClosed = false
+  readonly #images: grpc.Client
+  readonly #content: grpc.Client
+  readonly #events: grpc.Client
+  readonly #versionClient: grpc.Client
+  readonly #metadata: grpc.Metadata
+  readonly #subscriptions = new Set<EventSubscription>()
+  #isClosed = false
 
   constructor (options: ContainerdClientOptions) {
     if (typeof options.socket !== 'string' || options.socket === '') throw new TypeError('ContainerdClient: socket is required')
@@ -108,22 +108,22 @@ export class ContainerdClient {
     const services = loadServices()
     const target = `unix://${options.socket}`
     const credentials = grpc.credentials.createInsecure()
-    this.images = new services.Images(target, credentials, CHANNEL_OPTIONS)
-    const shared = { ...CHANNEL_OPTIONS, channelOverride: this.images.getChannel() }
-    this.content = new services.Content(target, credentials, shared)
-    this.events = new services.Events(target, credentials, shared)
-    this.versionClient = new services.Version(target, credentials, shared)
-    this.metadata = new grpc.Metadata()
-    this.metadata.set('containerd-namespace', options.namespace)
+    this.#images = new services.Images(target, credentials, CHANNEL_OPTIONS)
+    const shared = { ...CHANNEL_OPTIONS, channelOverride: this.#images.getChannel() }
+    this.#content = new services.Content(target, credentials, shared)
+    this.#events = new services.Events(target, credentials, shared)
+    this.#versionClient = new services.Version(target, credentials, shared)
+    this.#metadata = new grpc.Metadata()
+    this.#metadata.set('containerd-namespace', options.namespace)
   }
 
   async version (signal?: AbortSignal): Promise<{ version: string, revision: string }> {
-    const res = await this.unary<{ version?: string, revision?: string }>(this.versionClient, 'Version', {}, signal)
+    const res = await this.#unary<{ version?: string, revision?: string }>(this.#versionClient, 'Version', {}, signal)
     return { version: res.version ?? '', revision: res.revision ?? '' }
   }
 
   async listImages (filters: readonly string[] = [], signal?: AbortSignal): Promise<ContainerdImage[]> {
-    const res = await this.unary<{ images?: RawImage[] }>(this.images, 'List', { filters }, signal)
+    const res = await this.#unary<{ images?: RawImage[] }>(this.#images, 'List', { filters }, signal)
     return (res.images ?? []).flatMap((raw) => {
       const image = toImage(raw)
       return image === undefined ? [] : [image]
@@ -131,20 +131,20 @@ export class ContainerdClient {
   }
 
   async getImage (name: string, signal?: AbortSignal): Promise<ContainerdImage | undefined> {
-    const res = await this.orUndefined(this.unary<{ image?: RawImage | null }>(this.images, 'Get', { name }, signal))
+    const res = await this.#orUndefined(this.#unary<{ image?: RawImage | null }>(this.#images, 'Get', { name }, signal))
     return res?.image == null ? undefined : toImage(res.image)
   }
 
   async contentInfo (digest: string, signal?: AbortSignal): Promise<ContainerdContentInfo | undefined> {
-    const res = await this.orUndefined(this.unary<{ info?: RawInfo | null }>(this.content, 'Info', { digest }, signal))
+    const res = await this.#orUndefined(this.#unary<{ info?: RawInfo | null }>(this.#content, 'Info', { digest }, signal))
     return res?.info == null ? undefined : toInfo(res.info)
   }
 
   /** Every blob of the namespace; bounded by `timeoutMs` (default 30 s) for the whole listing. */
   async * listContent (options: { filters?: readonly string[], signal?: AbortSignal, timeoutMs?: number } = {}): AsyncGenerator<ContainerdContentInfo> {
-    this.assertOpen()
+    this.#assertOpen()
     const deadline = new Date(Date.now() + (options.timeoutMs ?? 30_000))
-    const call = serverStream(this.content, 'List', { filters: options.filters ?? [] }, this.metadata, { deadline })
+    const call = serverStream(this.#content, 'List', { filters: options.filters ?? [] }, this.#metadata, { deadline })
     const onAbort = (): void => { call.cancel() }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
@@ -169,9 +169,9 @@ export class ContainerdClient {
    * the consumer is waiting.
    */
   readContent (digest: string, options: ReadContentOptions = {}): Readable {
-    this.assertOpen()
+    this.#assertOpen()
     const request = { digest, offset: options.offset ?? 0, size: options.size ?? 0 }
-    const call = serverStream(this.content, 'Read', request, this.metadata, {})
+    const call = serverStream(this.#content, 'Read', request, this.#metadata, {})
     return new GrpcContentReadable(call, options.idleTimeoutMs ?? this.callTimeoutMs, options.signal)
   }
 
@@ -181,7 +181,7 @@ export class ContainerdClient {
    * to reload state.
    */
   subscribe (filters: readonly string[], handlers: SubscribeHandlers, options: SubscribeOptions = {}): EventSubscription {
-    this.assertOpen()
+    this.#assertOpen()
     const initialMs = options.initialBackoffMs ?? 100
     const maxMs = options.maxBackoffMs ?? 5000
     let isClosed = false
@@ -193,7 +193,7 @@ export class ContainerdClient {
       if (isClosed) return
       const startedAt = Date.now()
       let isDone = false
-      const stream = serverStream(this.events, 'Subscribe', { filters }, this.metadata, {}) as grpc.ClientReadableStream<RawEnvelope>
+      const stream = serverStream(this.#events, 'Subscribe', { filters }, this.#metadata, {}) as grpc.ClientReadableStream<RawEnvelope>
       call = stream
       const finish = (err: unknown): void => {
         if (isDone) return
@@ -226,33 +226,33 @@ export class ContainerdClient {
         isClosed = true
         clearTimeout(timer)
         call?.cancel()
-        this.subscriptions.delete(subscription)
+        this.#subscriptions.delete(subscription)
       },
     }
-    this.subscriptions.add(subscription)
+    this.#subscriptions.add(subscription)
     open()
     return subscription
   }
 
   /** Ends every subscription and closes the channel; later calls fail. */
   close (): void {
-    if (this.isClosed) return
-    this.isClosed = true
-    for (const s of [...this.subscriptions]) s.close()
+    if (this.#isClosed) return
+    this.#isClosed = true
+    for (const s of [...this.#subscriptions]) s.close()
     // One shared channel: closing it through any client closes it for all.
-    this.images.close()
+    this.#images.close()
   }
 
-  private assertOpen (): void {
-    if (this.isClosed) throw new ContainerdError('ERR_CONTAINERD_UNAVAILABLE', 'containerd client is closed', 'client')
+  #assertOpen (): void {
+    if (this.#isClosed) throw new ContainerdError('ERR_CONTAINERD_UNAVAILABLE', 'containerd client is closed', 'client')
   }
 
-  private async unary<T> (client: grpc.Client, method: string, request: unknown, signal?: AbortSignal): Promise<T> {
-    this.assertOpen()
-    return await unaryCall<T>(client, method, request, { metadata: this.metadata, timeoutMs: this.callTimeoutMs, signal })
+  async #unary<T> (client: grpc.Client, method: string, request: unknown, signal?: AbortSignal): Promise<T> {
+    this.#assertOpen()
+    return await unaryCall<T>(client, method, request, { metadata: this.#metadata, timeoutMs: this.callTimeoutMs, signal })
   }
 
-  private async orUndefined<T> (promise: Promise<T>): Promise<T | undefined> {
+  async #orUndefined<T> (promise: Promise<T>): Promise<T | undefined> {
     try {
       return await promise
     } catch (err) {
@@ -272,53 +272,55 @@ function serverStream (client: grpc.Client, method: string, request: unknown, me
 
 /** Adapts a ReadContent response stream to a byte stream, pausing the call while the consumer is full. */
 class GrpcContentReadable extends Readable {
-  private idleTimer: NodeJS.Timeout | undefined
-  private readonly onAbort: () => void
+  #idleTimer: NodeJS.Timeout | undefined
+  readonly #onAbort: () => void
+  readonly #call: grpc.ClientReadableStream<unknown>
+  readonly #idleTimeoutMs: number
+  readonly #signal: AbortSignal | undefined
 
-  constructor (
-    private readonly call: grpc.ClientReadableStream<unknown>,
-    private readonly idleTimeoutMs: number,
-    private readonly signal: AbortSignal | undefined,
-  ) {
+  constructor (call: grpc.ClientReadableStream<unknown>, idleTimeoutMs: number, signal: AbortSignal | undefined) {
     super({ highWaterMark: 1 << 20 })
+    this.#call = call
+    this.#idleTimeoutMs = idleTimeoutMs
+    this.#signal = signal
     call.pause()
     call.on('data', (res: { data?: Buffer }) => {
-      this.clearIdle()
+      this.#clearIdle()
       const data = res.data
       if (data !== undefined && data.length > 0 && !this.push(data)) call.pause()
     })
     call.on('end', () => {
-      this.clearIdle()
+      this.#clearIdle()
       this.push(null)
     })
     call.on('error', (err) => {
-      this.clearIdle()
+      this.#clearIdle()
       this.destroy(toContainerdError(err, 'Read'))
     })
-    this.onAbort = () => { this.destroy(signal?.reason as Error) }
-    if (signal?.aborted === true) queueMicrotask(this.onAbort)
-    else signal?.addEventListener('abort', this.onAbort, { once: true })
+    this.#onAbort = () => { this.destroy(signal?.reason as Error) }
+    if (signal?.aborted === true) queueMicrotask(this.#onAbort)
+    else signal?.addEventListener('abort', this.#onAbort, { once: true })
   }
 
   override _read (): void {
-    if (this.idleTimer === undefined) {
-      this.idleTimer = setTimeout(() => {
-        this.destroy(new ContainerdError('ERR_CONTAINERD_TIMEOUT', `Read: no data for ${this.idleTimeoutMs} ms`, 'Read'))
-      }, this.idleTimeoutMs)
+    if (this.#idleTimer === undefined) {
+      this.#idleTimer = setTimeout(() => {
+        this.destroy(new ContainerdError('ERR_CONTAINERD_TIMEOUT', `Read: no data for ${this.#idleTimeoutMs} ms`, 'Read'))
+      }, this.#idleTimeoutMs)
     }
-    this.call.resume()
+    this.#call.resume()
   }
 
   override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
-    this.clearIdle()
-    this.signal?.removeEventListener('abort', this.onAbort)
-    this.call.cancel()
+    this.#clearIdle()
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+    this.#call.cancel()
     callback(err)
   }
 
-  private clearIdle (): void {
-    clearTimeout(this.idleTimer)
-    this.idleTimer = undefined
+  #clearIdle (): void {
+    clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
   }
 }
 

@@ -41,20 +41,20 @@ interface RawCriImage { id?: string, repo_tags?: string[], repo_digests?: string
  * its registry configuration (hosts.toml), unlike `ctr pull`.
  */
 export class CriImageClient {
-  private readonly images: grpc.Client
-  private readonly runtime: grpc.Client
-  private readonly callTimeoutMs: number
-  private readonly metadata = new grpc.Metadata()
+  readonly #images: grpc.Client
+  readonly #runtime: grpc.Client
+  readonly #callTimeoutMs: number
+  readonly #metadata = new grpc.Metadata()
 
   constructor (options: CriImageClientOptions) {
     if (typeof options.socket !== 'string' || options.socket === '') throw new TypeError('CriImageClient: socket is required')
-    this.callTimeoutMs = options.callTimeoutMs ?? 2000
-    if (!(this.callTimeoutMs > 0)) throw new TypeError(`CriImageClient: callTimeoutMs must be > 0, got ${this.callTimeoutMs}`)
+    this.#callTimeoutMs = options.callTimeoutMs ?? 2000
+    if (!(this.#callTimeoutMs > 0)) throw new TypeError(`CriImageClient: callTimeoutMs must be > 0, got ${this.#callTimeoutMs}`)
     const services = loadServices()
     const target = `unix://${options.socket}`
     const credentials = grpc.credentials.createInsecure()
-    this.images = new services.CriImage(target, credentials, {})
-    this.runtime = new services.CriRuntime(target, credentials, { channelOverride: this.images.getChannel() })
+    this.#images = new services.CriImage(target, credentials, {})
+    this.#runtime = new services.CriRuntime(target, credentials, { channelOverride: this.#images.getChannel() })
   }
 
   /** Pulls `ref` and returns the image reference containerd stored (the image ID, `sha256:<config>`). */
@@ -75,8 +75,8 @@ export class CriImageClient {
             },
           }),
     }
-    const res = await unaryCall<{ image_ref?: string }>(this.images, 'PullImage', request, {
-      metadata: this.metadata,
+    const res = await unaryCall<{ image_ref?: string }>(this.#images, 'PullImage', request, {
+      metadata: this.#metadata,
       timeoutMs: options.timeoutMs ?? 5 * 60_000,
       signal: options.signal,
     })
@@ -85,18 +85,18 @@ export class CriImageClient {
 
   /** The image as the kubelet sees it, or undefined when containerd does not have it. */
   async imageStatus (ref: string, signal?: AbortSignal): Promise<CriImage | undefined> {
-    const res = await this.call<{ image?: RawCriImage | null }>('ImageStatus', { image: { image: ref }, verbose: false }, signal)
+    const res = await this.#call<{ image?: RawCriImage | null }>('ImageStatus', { image: { image: ref }, verbose: false }, signal)
     return res.image == null || (res.image.id ?? '') === '' ? undefined : toCriImage(res.image)
   }
 
   async listImages (signal?: AbortSignal): Promise<CriImage[]> {
-    const res = await this.call<{ images?: RawCriImage[] }>('ListImages', {}, signal)
+    const res = await this.#call<{ images?: RawCriImage[] }>('ListImages', {}, signal)
     return (res.images ?? []).map(toCriImage)
   }
 
   /** Removes the image (all its names); removing an absent image succeeds, as in CRI. */
   async removeImage (ref: string, signal?: AbortSignal): Promise<void> {
-    await this.call('RemoveImage', { image: { image: ref } }, signal)
+    await this.#call('RemoveImage', { image: { image: ref } }, signal)
   }
 
   /**
@@ -104,9 +104,9 @@ export class CriImageClient {
    * `config.registry.configPath`. Undefined when the runtime does not report it.
    */
   async runtimeConfig (signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
-    const res = await unaryCall<{ info?: Record<string, string> }>(this.runtime, 'Status', { verbose: true }, {
-      metadata: this.metadata,
-      timeoutMs: this.callTimeoutMs,
+    const res = await unaryCall<{ info?: Record<string, string> }>(this.#runtime, 'Status', { verbose: true }, {
+      metadata: this.#metadata,
+      timeoutMs: this.#callTimeoutMs,
       signal,
     })
     const raw = res.info?.config
@@ -120,11 +120,11 @@ export class CriImageClient {
   }
 
   close (): void {
-    this.images.close()
+    this.#images.close()
   }
 
-  private async call<T> (method: string, request: unknown, signal?: AbortSignal): Promise<T> {
-    return await unaryCall<T>(this.images, method, request, { metadata: this.metadata, timeoutMs: this.callTimeoutMs, signal })
+  async #call<T> (method: string, request: unknown, signal?: AbortSignal): Promise<T> {
+    return await unaryCall<T>(this.#images, method, request, { metadata: this.#metadata, timeoutMs: this.#callTimeoutMs, signal })
   }
 }
 
