@@ -83,6 +83,8 @@ export class FsBlobStore implements BlobStore {
     }
     // 'hashing': the disk had no room, the temporary file is gone and bytes are only verified.
     let state: 'open' | 'hashing' | 'done' = fh === undefined ? 'hashing' : 'open'
+    // Stays true through commit (readers of a download still read back while it syncs): false only once given up.
+    let isKeeping = fh !== undefined
     const close = async (): Promise<void> => {
       const f = fh
       fh = undefined
@@ -106,13 +108,14 @@ export class FsBlobStore implements BlobStore {
       } catch (err) {
         if (!isNoSpace(err)) throw err
         state = 'hashing'
+        isKeeping = false
         await drop()
       }
     }
     return {
       digest,
       get written () { return verifier.size },
-      get isKeeping () { return state === 'open' },
+      get isKeeping () { return isKeeping },
       write: async (chunk) => { await writev([chunk]) },
       writev,
       readBack: async (position, length) => {
@@ -130,6 +133,7 @@ export class FsBlobStore implements BlobStore {
           // Durable before visible: a power cut after the rename must not leave a named blob with missing bytes.
           await fh?.sync()
         } catch (err) {
+          isKeeping = false
           await drop()
           if (!isNoSpace(err)) throw err
           return { digest, size: verifier.size, isKept: false }

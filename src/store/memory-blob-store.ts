@@ -42,6 +42,8 @@ export class MemoryBlobStore implements BlobStore {
     let chunks: Buffer[] | undefined = []
     let held = 0
     let state: 'open' | 'hashing' | 'done' = 'open'
+    // Stays true through commit: false only once the store gave up holding the bytes.
+    let isKeeping = true
     const release = (): void => {
       this.#used -= held
       held = 0
@@ -50,7 +52,7 @@ export class MemoryBlobStore implements BlobStore {
     const writer: BlobWriter = {
       digest,
       get written () { return verifier.size },
-      get isKeeping () { return state === 'open' },
+      get isKeeping () { return isKeeping },
       write: async (chunk) => { await writer.writev([chunk]) },
       writev: async (parts) => {
         if (state === 'done') throw new Error('blob writer is closed')
@@ -59,6 +61,7 @@ export class MemoryBlobStore implements BlobStore {
           if (chunks === undefined) continue
           if (this.#used + part.byteLength > this.#capacity) {
             state = 'hashing'
+            isKeeping = false
             release()
             continue
           }

@@ -178,6 +178,47 @@ describe('BlobFetch', () => {
     assert.deepEqual(source.offsets, [0])
   })
 
+  test('a reader that starts while a blob larger than the memory window is committed (fsync) gets all of it', TIMEOUT, async () => {
+    const blob = bytesOf(12 << 20)
+    const inner = new MemoryBlobStore()
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    let isCommitting!: () => void
+    const committing = new Promise<void>((resolve) => { isCommitting = resolve })
+    // A store whose commit takes a while after it began (as an fsync does).
+    const store: BlobStore = {
+      stat: async (d) => await inner.stat(d), open: async (d, r) => await inner.open(d, r), read: async (d) => await inner.read(d),
+      delete: async (d) => await inner.delete(d), list: () => inner.list(), totalBytes: async () => await inner.totalBytes(), watch: (l) => inner.watch(l),
+      begin: async (digest, expectedSize) => {
+        const w = await inner.begin(digest, expectedSize)
+        const slow: BlobWriter = {
+          digest: w.digest,
+          get written () { return w.written },
+          get isKeeping () { return w.isKeeping },
+          write: async (c) => { await w.write(c) },
+          writev: async (c) => { await w.writev(c) },
+          readBack: async (p, n) => await w.readBack(p, n),
+          commit: async () => {
+            const done = w.commit()
+            isCommitting()
+            await gate
+            return await done
+          },
+          abort: async () => { await w.abort() },
+        }
+        return slow
+      },
+    }
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch } = newFetch(blob, [source], { store })
+    const body = await source.body()
+    body.end(blob)
+    await committing
+    const late = new Collector(fetch.reader())
+    release()
+    assert.deepEqual(await late.ended, blob)
+  })
+
   test('readers with ranges get exactly their range, the last byte only after verification', TIMEOUT, async () => {
     const blob = bytesOf(300_000)
     const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
