@@ -1,24 +1,16 @@
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import { FlotillaError, hasCode } from '../errors/flotilla-error.js'
-import type { Metrics, RequestResult } from '../metrics/metrics.js'
+import type { RequestResult } from '../metrics/metrics.js'
 import type { Digest } from '../oci/index.js'
-import type { BlobStore, ByteRange } from '../store/blob-store.js'
-import type { Upstream } from '../upstream/upstream.js'
+import type { ByteRange } from '../store/blob-store.js'
 import { BlobFetch } from './blob-fetch.js'
 import type { BlobSourceAttempt } from './blob-source.js'
-import type { ContentScope } from './content-scope.js'
-import type { ContentSource } from './content-source.js'
+import type { ContentParts } from './content-parts.js'
 import { withinBound } from './first-byte-bound.js'
-import { remoteFor, type BlobResult, type MirrorRequest, type RemoteContent } from './mirror-types.js'
+import { remoteFor, type BlobResult, type MirrorRequest } from './mirror-types.js'
 
-export interface BlobServiceOptions {
-  readonly store: BlobStore
-  readonly localSources: readonly ContentSource[]
-  readonly upstream: Upstream
-  readonly remote: RemoteContent | undefined
-  readonly scope: ContentScope
-  readonly metrics: Metrics
+export interface BlobServiceOptions extends ContentParts {
   readonly logger: Logger
   /** Bounds a whole download, detached from any client. */
   readonly fetchTimeoutMs: number

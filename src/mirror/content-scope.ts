@@ -23,9 +23,9 @@ const MAX_REFUSALS = 10_000
 
 /**
  * Which repositories may read content held here. Public content is served under any repository. Content
- * fetched with credentials (or held by containerd for a registry we have credentials for) is served only where
- * it is known to be: fetched under it, held by containerd under an image of it, or confirmed by the upstream
- * with our credentials (remembered in the ScopeIndex; refusals remembered for 30 s).
+ * fetched with credentials, held by containerd for a registry we have credentials for, or asked for under such
+ * a registry, is served only where it is known to be: fetched under it, held by containerd under an image of
+ * it, or confirmed by the upstream with our credentials (remembered in the ScopeIndex; refusals for 30 s).
  */
 export class ContentScope {
   readonly #o: ContentScopeOptions
@@ -50,10 +50,9 @@ export class ContentScope {
     const known = this.#o.scopes.get(digest)
     // containerd names a registry by its host alone (no port) in its labels.
     const here = `${hostOf(req.registry)}/${req.repository}`
-    const isRestricted = known !== undefined || knownIn.some((k) => {
-      const registry = k.slice(0, k.indexOf('/'))
-      return this.#o.fetchesWithCredentials(registry) || (registry === hostOf(req.registry) && this.#o.fetchesWithCredentials(req.registry))
-    })
+    // Asked under a registry we hold credentials for, anything is restricted: that holds even if the index was lost.
+    const isRestricted = known !== undefined || this.#o.fetchesWithCredentials(req.registry) ||
+      knownIn.some((k) => this.#o.fetchesWithCredentials(k.slice(0, k.indexOf('/'))))
     if (!isRestricted || known?.has(where) === true || knownIn.includes(where) || knownIn.includes(here)) return
     const refused = new FlotillaError('ERR_NOT_IN_SCOPE', `${kind} ${where}@${digest} is not known in this repository`)
     const key = `${digest} ${where}`

@@ -1,24 +1,16 @@
 import { createHash } from 'node:crypto'
 import { FlotillaError } from '../errors/flotilla-error.js'
 import { readLimited } from '../http/read-limited.js'
-import type { Metrics, RequestResult } from '../metrics/metrics.js'
+import type { RequestResult } from '../metrics/metrics.js'
 import { MAX_MANIFEST_BYTES, parseDigest, parseManifest, upstreamManifestAccept, type Digest } from '../oci/index.js'
-import type { BlobStore } from '../store/blob-store.js'
 import type { ManifestBody, Upstream } from '../upstream/upstream.js'
 import { UpstreamError } from '../upstream/upstream-error.js'
-import type { ContentScope } from './content-scope.js'
-import type { ContentSource } from './content-source.js'
+import type { ContentParts } from './content-parts.js'
 import { ManifestCache } from './manifest-cache.js'
-import { remoteFor, type ManifestResult, type MirrorRequest, type RemoteContent } from './mirror-types.js'
+import { remoteFor, type ManifestResult, type MirrorRequest } from './mirror-types.js'
 import { SingleFlight } from './single-flight.js'
 
-export interface ManifestServiceOptions {
-  readonly store: BlobStore
-  readonly localSources: readonly ContentSource[]
-  readonly upstream: Upstream
-  readonly remote: RemoteContent | undefined
-  readonly scope: ContentScope
-  readonly metrics: Metrics
+export interface ManifestServiceOptions extends ContentParts {
   /** A bound for one shared upstream call, detached from the client that started it. */
   readonly signal: () => AbortSignal
 }

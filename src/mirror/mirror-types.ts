@@ -2,8 +2,7 @@ import type { Readable } from 'node:stream'
 import type { RequestResult } from '../metrics/metrics.js'
 import type { Digest, ManifestRef } from '../oci/index.js'
 import type { ByteRange } from '../store/blob-store.js'
-import type { BlobSourceAttempt } from './blob-source.js'
-import type { SourceOrigin } from './blob-source.js'
+import type { BlobSourceAttempt, SourceOrigin } from './blob-source.js'
 
 export interface MirrorRequest {
   readonly registry: string

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isDigest, type Digest } from '../oci/index.js'
-import { isNotFound } from './fs-blob-store.js'
+import { readJsonObject } from './read-json-object.js'
 import { MemoryScopeIndex } from './scope-index.js'
 import { writeFileDurably } from './write-file-durably.js'
 
@@ -20,21 +19,10 @@ export class FileScopeIndex extends MemoryScopeIndex {
 
   static async open (dir: string): Promise<FileScopeIndex> {
     const index = new FileScopeIndex(join(dir, 'scopes.json'))
-    let text: string | undefined
-    try {
-      text = await readFile(index.#file, 'utf8')
-    } catch (err) {
-      if (!isNotFound(err)) throw err
-    }
-    if (text === undefined) return index
-    let doc: unknown
-    try {
-      doc = JSON.parse(text)
-    } catch {
-      throw new Error(`scope index ${index.#file} is not valid JSON; restricted content would be served to no repository without it: restore it, or move it aside to start empty`)
-    }
-    const scopes = (doc as { scopes?: unknown } | null)?.scopes
-    if (typeof scopes !== 'object' || scopes === null || Array.isArray(scopes)) throw new Error(`scope index ${index.#file} has no "scopes" object`)
+    const doc = await readJsonObject(index.#file, 'scope index')
+    if (doc === undefined) return index
+    const scopes = doc.scopes
+    if (typeof scopes !== 'object' || scopes === null || Array.isArray(scopes)) throw new Error(`scope index ${index.#file} has no "scopes" object; move it aside to start with an empty index (content fetched with credentials is then confirmed with its upstream again before it is served)`)
     for (const [digest, repositories] of Object.entries(scopes)) {
       if (!isDigest(digest) || !Array.isArray(repositories)) continue
       for (const r of repositories) if (typeof r === 'string' && r.includes('/')) index.put(digest as Digest, r)

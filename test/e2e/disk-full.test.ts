@@ -11,24 +11,13 @@ import { startFlotilla, type FlotillaAgent } from '../helpers/flotilla-agent.js'
 import { runCommandChecked } from '../helpers/run-command.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
 import { mountTmpfs, type TmpfsMount } from '../helpers/tmpfs-mount.js'
+import { pushBlob } from '../helpers/push-blob.js'
 
 const REPO = 'e2e/disk-full'
 const BLOB_SIZE = 24 * 1024 * 1024 + 321
 
 function sha256 (b: Buffer): string {
   return `sha256:${createHash('sha256').update(b).digest('hex')}`
-}
-
-/** Pushes one blob straight to Distribution's upload API. */
-async function pushBlob (registryUrl: string, bytes: Buffer): Promise<string> {
-  const digest = sha256(bytes)
-  const start = await fetch(`${registryUrl}/v2/${REPO}/blobs/uploads/`, { method: 'POST', signal: AbortSignal.timeout(10_000) })
-  assert.equal(start.status, 202)
-  const location = new URL(start.headers.get('location') ?? '', registryUrl)
-  location.searchParams.set('digest', digest)
-  const put = await fetch(location, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(30_000) })
-  assert.equal(put.status, 201, await put.text())
-  return digest
 }
 
 /** Every file under `dir` (relative paths). */
@@ -49,7 +38,7 @@ void describe('disk full (defect 10)', () => {
     work = await makeTempDir('disk-full')
     disk = await mountTmpfs('disk-full-data', '8m')
     registry = await startDistribution()
-    digest = await pushBlob(registry.url, randomBytes(BLOB_SIZE))
+    digest = await pushBlob(registry.url, REPO, randomBytes(BLOB_SIZE))
     proxy = await startCountingProxy({ upstreamUrl: registry.url })
     agent = await startFlotilla({
       dataDir: join(disk.path, 'data'),

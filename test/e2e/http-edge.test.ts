@@ -8,6 +8,7 @@ import { startDistribution, type Distribution } from '../helpers/distribution.js
 import { startFlotilla, type FlotillaAgent } from '../helpers/flotilla-agent.js'
 import { freePort } from '../helpers/free-port.js'
 import { runCommand } from '../helpers/run-command.js'
+import { pushBlob } from '../helpers/push-blob.js'
 
 const REPO = 'e2e/edge'
 const TAG = 'v1'
@@ -38,18 +39,6 @@ function ociCode (r: CurlResponse): string | undefined {
   return (JSON.parse(r.body.toString()) as { errors?: Array<{ code?: string }> }).errors?.[0]?.code
 }
 
-/** Uploads bytes as a blob straight to Distribution; returns the digest. */
-async function pushBlob (registryUrl: string, bytes: Buffer): Promise<string> {
-  const digest = sha256(bytes)
-  const start = await fetch(`${registryUrl}/v2/${REPO}/blobs/uploads/`, { method: 'POST', signal: AbortSignal.timeout(10_000) })
-  assert.equal(start.status, 202)
-  const location = new URL(start.headers.get('location') ?? '', registryUrl)
-  location.searchParams.set('digest', digest)
-  const put = await fetch(location, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(10_000) })
-  assert.equal(put.status, 201, await put.text())
-  return digest
-}
-
 /** An address of this machine that is not loopback: a request to it comes from it, as from another host. */
 const outside = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && !a.internal && a.family === 'IPv4')?.address
 
@@ -63,9 +52,9 @@ void describe('HTTP edge (issue 8)', () => {
 
   before(async () => {
     registry = await startDistribution()
-    layerDigest = await pushBlob(registry.url, layer)
+    layerDigest = await pushBlob(registry.url, REPO, layer)
     const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
-    const configDigest = await pushBlob(registry.url, config)
+    const configDigest = await pushBlob(registry.url, REPO, config)
     const manifest = JSON.stringify({
       schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.byteLength },

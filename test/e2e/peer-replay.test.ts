@@ -3,7 +3,6 @@
 // refused; so is its header on another blob. Before the fix the replay was served (in owner mode, from
 // A's upstream) for as long as the cluster key stayed the same.
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -14,20 +13,10 @@ import { startFlotilla, type FlotillaAgent } from '../helpers/flotilla-agent.js'
 import { freePort } from '../helpers/free-port.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { pushBlob } from '../helpers/push-blob.js'
 
 const REPO = 'peer/replay'
 const PEER_HEADER = 'x-flotilla-peer'
-
-async function pushBlob (registryUrl: string, bytes: Buffer): Promise<string> {
-  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-  const start = await fetch(`${registryUrl}/v2/${REPO}/blobs/uploads/`, { method: 'POST', signal: AbortSignal.timeout(10_000) })
-  assert.equal(start.status, 202)
-  const location = new URL(start.headers.get('location') ?? '', registryUrl)
-  location.searchParams.set('digest', digest)
-  const put = await fetch(location, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(10_000) })
-  assert.equal(put.status, 201, await put.text())
-  return digest
-}
 
 void describe('defect 9: a captured peer request cannot be replayed', { timeout: 120_000 }, () => {
   let work: TempDir
@@ -64,7 +53,7 @@ void describe('defect 9: a captured peer request cannot be replayed', { timeout:
   async function capturePeerRequest (): Promise<ProxiedRequest> {
     for (let i = 0; i < 32; i++) {
       const bytes = Buffer.from(`blob ${i} ${Date.now()} ${Math.random()}`)
-      const digest = await pushBlob(registry.url, bytes)
+      const digest = await pushBlob(registry.url, REPO, bytes)
       const res = await fetch(`${b.url}/v2/${REPO}/blobs/${digest}`, { signal: AbortSignal.timeout(20_000) })
       assert.equal(res.status, 200)
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), bytes)
@@ -91,7 +80,7 @@ void describe('defect 9: a captured peer request cannot be replayed', { timeout:
     assert.equal(doc.errors?.[0]?.code, 'UNAUTHORIZED')
     assert.ok((doc.errors?.[0]?.message ?? '').length > 0)
     // The header on another blob (one A has never seen) is refused too: it was signed for its own target.
-    const other = await pushBlob(registry.url, Buffer.from(`never asked ${Math.random()}`))
+    const other = await pushBlob(registry.url, REPO, Buffer.from(`never asked ${Math.random()}`))
     const moved = await send(`/v2/${REPO}/blobs/${other}${captured.search}`, header as string)
     assert.equal(moved.status, 401, `moved header answered ${moved.status}`)
   })

@@ -15,6 +15,7 @@ import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { buildTestImage, hostManifest, pushTestImage, type TestImage } from '../helpers/test-image.js'
+import { pushBlob } from '../helpers/push-blob.js'
 
 const REPO = 'e2e/busybox'
 const TAG = 'multi'
@@ -60,14 +61,7 @@ async function getOutcome (url: string): Promise<ClientOutcome> {
 async function pushRandomBlob (registryUrl: string, repo: string, size: number): Promise<{ digest: string, bytes: Buffer }> {
   const bytes = Buffer.alloc(size)
   for (let i = 0; i < size; i += 4) bytes.writeUInt32LE((Math.random() * 0xffffffff) >>> 0, Math.min(i, size - 4))
-  const digest = sha256(bytes)
-  const start = await fetch(`${registryUrl}/v2/${repo}/blobs/uploads/`, { method: 'POST', signal: AbortSignal.timeout(10_000) })
-  assert.equal(start.status, 202)
-  const location = new URL(start.headers.get('location') ?? '', registryUrl)
-  location.searchParams.set('digest', digest)
-  const put = await fetch(location, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(30_000) })
-  assert.equal(put.status, 201, await put.text())
-  return { digest, bytes }
+  return { digest: await pushBlob(registryUrl, repo, bytes), bytes }
 }
 
 void describe('pull-through mirror (issue 2)', () => {

@@ -11,6 +11,7 @@ import { startDistribution, type Distribution } from '../helpers/distribution.js
 import { startFlotilla, type FlotillaAgent } from '../helpers/flotilla-agent.js'
 import { runCommand } from '../helpers/run-command.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
+import { pushBlob } from '../helpers/push-blob.js'
 
 const REPO = 'e2e/slow-upstream'
 const STALL_TIMEOUT_S = 2
@@ -20,17 +21,6 @@ const SLACK_MS = 4000
 
 function sha256 (b: Buffer): string {
   return `sha256:${createHash('sha256').update(b).digest('hex')}`
-}
-
-async function pushBlob (registryUrl: string, bytes: Buffer): Promise<string> {
-  const digest = sha256(bytes)
-  const start = await fetch(`${registryUrl}/v2/${REPO}/blobs/uploads/`, { method: 'POST', signal: AbortSignal.timeout(10_000) })
-  assert.equal(start.status, 202)
-  const location = new URL(start.headers.get('location') ?? '', registryUrl)
-  location.searchParams.set('digest', digest)
-  const put = await fetch(location, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(30_000) })
-  assert.equal(put.status, 201, await put.text())
-  return digest
 }
 
 void describe('slow upstream (defect 6)', () => {
@@ -66,7 +56,7 @@ void describe('slow upstream (defect 6)', () => {
   }
 
   test('defect 6: upstream headers delayed 40 s: the client has its answer or a 5xx within the first-byte bound', async (t) => {
-    const digest = await pushBlob(registry.url, randomBytes(4 * 1024 * 1024))
+    const digest = await pushBlob(registry.url, REPO, randomBytes(4 * 1024 * 1024))
     proxy.setBlobFault({ headersDelayMs: 40_000, times: 'all' })
     try {
       const r = await curl(digest, 'headers-delayed')
@@ -81,7 +71,7 @@ void describe('slow upstream (defect 6)', () => {
 
   test('defect 6: a body that stalls after 5 MB: the client gets the whole blob (resumed with Range) or is cut within twice the stall bound', async (t) => {
     const size = 24 * 1024 * 1024
-    const digest = await pushBlob(registry.url, randomBytes(size))
+    const digest = await pushBlob(registry.url, REPO, randomBytes(size))
     const path = `/v2/${REPO}/blobs/${digest}`
     proxy.reset()
     proxy.setBlobFault({ stallAfterBytes: 5 * 1024 * 1024, times: 'first' })

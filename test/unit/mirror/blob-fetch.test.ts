@@ -128,6 +128,14 @@ function newFetch (blob: Buffer, sources: BlobSourceAttempt[], opts: FetchOpts =
   return { fetch, store, progress, digest }
 }
 
+/** Writes all of `blob` in 64 KiB chunks as the source's reader takes them (drain), then ends it. */
+async function writeAll (body: PassThrough, blob: Buffer): Promise<void> {
+  for (let off = 0; off < blob.byteLength; off += 64 << 10) {
+    if (!body.write(blob.subarray(off, off + (64 << 10)))) await new Promise((resolve) => body.once('drain', resolve))
+  }
+  body.end()
+}
+
 /** Writes `blob[from, to)` in `step`-byte chunks, waiting for the fetch to take each one. */
 async function feed (body: PassThrough, progress: Progress, blob: Buffer, from: number, to: number, step: number): Promise<void> {
   for (let off = from; off < to; off += step) {
@@ -403,12 +411,7 @@ describe('BlobFetch', () => {
     const fast = new Collector(fetch.reader())
     // A reader that does not read yet: nothing is on disk, so the source must wait for it.
     const slow = fetch.reader()
-    const feeding = (async () => {
-      for (let off = 0; off < blob.byteLength; off += 64 << 10) {
-        if (!body.write(blob.subarray(off, off + (64 << 10)))) await new Promise((resolve) => body.once('drain', resolve))
-      }
-      body.end()
-    })()
+    const feeding = writeAll(body, blob)
     await progress.until(WINDOW)
     await settle(50)
     assert.equal(fetch.isKeeping, false, 'the store had no room')
@@ -555,12 +558,7 @@ describe('BlobFetch', () => {
     const body = await first.body()
     await fetch.ready
     const slow = fetch.reader()
-    const feeding = (async () => {
-      for (let off = 0; off < blob.byteLength; off += 64 << 10) {
-        if (!body.write(blob.subarray(off, off + (64 << 10)))) await new Promise((resolve) => body.once('drain', resolve))
-      }
-      body.end()
-    })()
+    const feeding = writeAll(body, blob)
     await progress.until(WINDOW)
     await new Promise((resolve) => setTimeout(resolve, 500))
     const reader = new Collector(slow)

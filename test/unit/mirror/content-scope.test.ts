@@ -39,4 +39,14 @@ void describe('ContentScope', () => {
     const { scope: s } = scope([])
     await s.check(req('127.0.0.1:5001', 'team/other', true), DIGEST, 'blob', ['127.0.0.1/team/app'])
   })
+
+  test('under a registry with credentials, content with no record (an index lost) is served only once the upstream confirms', async () => {
+    const { scope: s, upstream } = scope(['reg.example'])
+    await assert.rejects(s.check(req('reg.example', 'team/app', true), DIGEST, 'blob'), { code: 'ERR_NOT_IN_SCOPE' }, 'a peer asking cannot confirm')
+    await assert.rejects(s.check(req('reg.example', 'team/app'), DIGEST, 'blob'), { code: 'ERR_NOT_IN_SCOPE' }, 'the upstream does not have it there')
+    const layer = upstream.image.layerDigest
+    await s.check(req('reg.example', 'team/app'), layer, 'blob')
+    await s.check(req('reg.example', 'team/app', true), layer, 'blob')
+    assert.equal(upstream.calls.filter((c) => c.startsWith('HEAD blob')).length, 2, 'confirmed once, then remembered')
+  })
 })
