@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { parseDigest, type Digest } from '../oci/index.js'
@@ -207,6 +207,52 @@ export class FsBlobStore implements BlobStore {
   #emit (event: BlobStoreEvent): void {
     for (const l of this.#listeners) l(event)
   }
+
+  /**
+   * Replaces the blob's own file with a hard link to `sourcePath` (containerd's immutable copy of the same
+   * bytes), so the node holds one copy and the store keeps it when the other name goes. Atomic: the link is
+   * made under tmp/ and renamed over the blob, so the blob is never missing. 'mismatch' when either file is
+   * absent or their sizes differ (nothing changes); 'cross-device' when the two are not on one mount.
+   * `linkFile` is for tests.
+   */
+  async linkFrom (digest: Digest, sourcePath: string, linkFile: (from: string, to: string) => Promise<void> = link): Promise<'linked' | 'cross-device' | 'mismatch'> {
+    const path = this.#path(digest)
+    const [own, source] = await Promise.all([stat(path).catch(orNotFound), stat(sourcePath).catch(orNotFound)])
+    if (own === undefined || source === undefined || !source.isFile() || source.size !== own.size) return 'mismatch'
+    if (own.ino === source.ino && own.dev === source.dev) return 'linked'
+    const tmp = join(this.#dir, 'tmp', `${parseDigest(digest).hex.slice(0, 16)}-link-${randomBytes(6).toString('hex')}`)
+    try {
+      await linkFile(sourcePath, tmp)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException | undefined)?.code
+      if (code === 'EXDEV') return 'cross-device'
+      if (code === 'ENOENT') return 'mismatch'
+      throw err
+    }
+    try {
+      // The name may have been replaced between the stat and the link: check the inode that was linked.
+      if ((await stat(tmp)).size !== own.size) {
+        await unlink(tmp)
+        return 'mismatch'
+      }
+      await rename(tmp, path)
+      await fsyncDir(dirname(path))
+    } catch (err) {
+      await unlink(tmp).catch(() => {})
+      throw err
+    }
+    return 'linked'
+  }
+
+  /** The blob's file has another name too (a hard link from containerd's store): its bytes are not ours alone. */
+  async isShared (digest: Digest): Promise<boolean> {
+    try {
+      return (await stat(this.#path(digest))).nlink > 1
+    } catch (err) {
+      if (isNotFound(err)) return false
+      throw err
+    }
+  }
 }
 
 export function isNotFound (err: unknown): boolean {
@@ -217,4 +263,9 @@ export function isNotFound (err: unknown): boolean {
 export function isNoSpace (err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG'
+}
+
+function orNotFound (err: unknown): undefined {
+  if (isNotFound(err)) return undefined
+  throw err
 }
