@@ -13,7 +13,8 @@ import { serveMirror } from './serve-mirror.js'
 /**
  * The node agent: the single-node mirror plus what the node offers. The node's containerd is a local source
  * when `containerd.socket` is set; with `p2p.listen` the agent joins its peers, fetches from them, advertises
- * what it holds, and admits only peers and this host. The gRPC and libp2p code loads only when configured.
+ * what it holds, and admits only peers and this host. With containerd's content dir mounted, the node keeps one
+ * copy of each blob both hold (see ContainerdLinker). The gRPC and libp2p code loads only when configured.
  */
 export const startAgent: Role = async (config, logger, env) => await LifecycleStack.start(logger, async (stack) => {
   const local = stack.use(await openLocalStore(config.dataDir, logger))
@@ -23,11 +24,11 @@ export const startAgent: Role = async (config, logger, env) => await LifecycleSt
     ? undefined
     : stack.use(await (await import('./start-peer-network.js')).startPeerNetwork(config, logger, env))
   const localSources: ContentSource[] = []
-  const { socket } = config.containerd
-  if (socket !== undefined) {
-    const { startContainerdSource } = await import('./start-containerd-source.js')
-    localSources.push(stack.use(await startContainerdSource({ ...config.containerd, socket }, logger)).source)
-  }
+  const { socket, contentDir } = config.containerd
+  const containerd = socket === undefined
+    ? undefined
+    : stack.use(await (await import('./start-containerd-source.js')).startContainerdSource({ ...config.containerd, socket }, logger)).source
+  if (containerd !== undefined) localSources.push(containerd)
   const advertiser = network === undefined
     ? undefined
     : new ContentAdvertiser({ router: network.router, store: local.store, tags: local.tags, localSources, logger: logger.child({ component: 'p2p' }) })
@@ -38,6 +39,13 @@ export const startAgent: Role = async (config, logger, env) => await LifecycleSt
   if (advertiser !== undefined) {
     stack.defer(() => { advertiser.stop() })
     await advertiser.start()
+  }
+  if (containerd !== undefined && contentDir !== undefined) {
+    const { startContainerdLinks } = await import('./start-containerd-links.js')
+    stack.use(await startContainerdLinks({
+      store: local.store, containerd, contentDir, dataDir: config.dataDir, logger,
+      ...(advertiser === undefined ? {} : { announce: (digest) => { advertiser.announce([digest]) } }),
+    }))
   }
   return await serveMirror(stack, {
     config, engine, metrics, logger,
