@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { normalizeRegistry } from '../oci/index.js'
 import { parseDuration } from './duration.js'
+import { parseSize } from './size.js'
 
 // The value types options are declared with. Defaults are applied with .prefault() (see option.ts), so they are
 // parsed like input: a duration default is written `5m` and comes out in milliseconds.
@@ -14,6 +15,19 @@ export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => 
     return z.NEVER
   }
 })
+
+/** `150MB`, `20GiB` or a bare number of bytes, to bytes. */
+export const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    return parseSize(v)
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    return z.NEVER
+  }
+})
+
+/** A share of something, in percent: more than 0, at most 100. */
+export const percent = z.coerce.number().gt(0).max(100)
 
 export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:5000')
 

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { duration, hostPort, nonEmpty, registryName } from './option-types.js'
+import { duration, hostPort, nonEmpty, percent, registryName, size } from './option-types.js'
 import { mergeRegistryPairs, registriesSchema } from './registries.js'
 import { option } from './option.js'
 
@@ -56,6 +56,18 @@ export const OPTIONS = [
   option('tls.key', nonEmpty, {
     isRequired: true, flag: '--tls-key <file>',
     help: 'key of tls.cert',
+  }),
+  option('store.maxBytes', size, {
+    env: 'FLOTILLA_STORE_MAX_BYTES', flag: '--store-max-bytes <size>',
+    help: 'most bytes the blob store holds, e.g. 20GiB or 150MB; past it the least recently served blobs are evicted',
+  }),
+  option('store.maxDiskPercent', percent, {
+    default: 75, env: 'FLOTILLA_STORE_MAX_DISK_PERCENT', flag: '--store-max-disk-percent <n>',
+    help: 'evict once the filesystem holding dataDir is this full (below kubelet\'s 85 % image-GC threshold, so the node\'s images are not collected for our cache)',
+  }),
+  option('store.lowWaterPercent', percent, {
+    default: 90,
+    help: 'an eviction pass frees blobs until the store is at this share of its budget, so that one commit does not evict again',
   }),
   option('upstream.connectTimeout', duration, { default: '5s', help: 'connecting to an upstream registry' }),
   option('upstream.headersTimeout', duration, { default: '15s', help: 'waiting for an upstream response\'s headers' }),

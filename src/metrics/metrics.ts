@@ -28,6 +28,17 @@ export class Metrics {
   readonly storeBytes = new Gauge({
     name: 'flotilla_store_bytes', help: 'Bytes held in the local blob store', registers: [this.registry],
   })
+  readonly storeBudgetBytes = new Gauge({
+    name: 'flotilla_store_budget_bytes', help: 'Bytes the local blob store may hold (store.maxBytes, or what store.maxDiskPercent leaves)', registers: [this.registry],
+  })
+  readonly storeEvictions = new Counter({
+    name: 'flotilla_store_evictions_total', help: 'Blobs evicted from the local store to keep it within its budget',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  })
+  readonly storeEvictedBytes = new Counter({
+    name: 'flotilla_store_evicted_bytes_total', help: 'Bytes evicted from the local store to keep it within its budget',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  })
   readonly staleServed = new Counter({
     name: 'flotilla_stale_tags_served_total', help: 'Tags answered from the local index because the upstream failed',
     labelNames: ['registry'] as const, registers: [this.registry],

@@ -44,7 +44,7 @@ export class ContentAdvertiser {
   /** Subscribes to changes, then advertises what is already held (in batches). */
   async start (): Promise<void> {
     const { store, tags, localSources } = this.#o
-    this.#unsubscribe.push(store.watch((e) => { if (e.type === 'added') this.announce([e.digest]); else this.#withdraw([e.digest]) }))
+    this.#unsubscribe.push(store.watch((e) => { if (e.type === 'added') this.announce([e.digest]); else if (e.type === 'removed') this.#withdraw([e.digest]) }))
     for (const src of localSources) {
       const off = src.watch?.((e) => {
         switch (e.type) {

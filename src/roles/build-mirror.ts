@@ -3,6 +3,8 @@ import type { Config } from '../config/config-schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import type { ContentSource } from '../mirror/content-source.js'
 import { Mirror, type RemoteContent } from '../mirror/mirror.js'
+import { diskUsage } from '../store/disk-usage.js'
+import { StoreBudget } from '../store/store-budget.js'
 import type { LocalStore } from './open-local-store.js'
 import type { OpenUpstream } from './open-upstream.js'
 
@@ -20,6 +22,8 @@ export interface MirrorParts {
 
 export interface BuiltMirror {
   readonly mirror: Mirror
+  /** Keeps the store within store.maxBytes and store.maxDiskPercent. */
+  readonly budget: StoreBudget
   /** Aborts the downloads still running and waits for them to settle (after the API stopped serving). */
   close (): Promise<void>
 }
@@ -34,11 +38,23 @@ export function buildMirror ({ config, local, upstream, metrics, logger, localSo
     scopes: local.scopes, fetchesWithCredentials: (registry) => upstream.credentials.lookup(registry) !== undefined,
     ...(peers === undefined ? {} : { remote: peers.content, announce: (keys: readonly string[]) => { peers.announce(keys) } }),
   })
+  const { maxBytes, maxDiskPercent, lowWaterPercent } = config.store
+  const budget = new StoreBudget({
+    store: local.store, tags: local.tags, scopes: local.scopes, maxDiskPercent, lowWaterPercent,
+    ...(maxBytes === undefined ? {} : { maxBytes }),
+    disk: async () => await diskUsage(config.dataDir),
+    // A download's blob is committed before the download leaves the list: it is not evicted under its readers.
+    isBusy: (digest) => mirror.inflight.some((f) => f.digest === digest),
+    metrics, logger: logger.child({ component: 'store' }),
+  })
+  budget.start()
   return {
     mirror,
+    budget,
     close: async () => {
       mirror.abortAll(new Error('shutting down'))
       await Promise.all(mirror.inflight.map(async (f) => await f.done))
+      await budget.close()
     },
   }
 }

@@ -6,6 +6,12 @@ export interface BlobInfo {
   readonly size: number
 }
 
+/** A blob as the store lists it, with when it was last served (for least-recently-served eviction). */
+export interface StoredBlob extends BlobInfo {
+  /** Epoch ms of the last open or read, or of the commit; seeded from the file's times when a store opens. */
+  readonly lastAccess: number
+}
+
 /** Inclusive byte range, as HTTP `Range: bytes=start-end` names it. */
 export interface ByteRange {
   readonly start: number
@@ -40,7 +46,8 @@ export interface BlobWriter {
 }
 
 export interface BlobStoreEvent {
-  readonly type: 'added' | 'removed'
+  /** 'full': a write found no room and goes on hashing only (size: bytes it had written); nothing was added. */
+  readonly type: 'added' | 'removed' | 'full'
   readonly digest: Digest
   readonly size: number
 }
@@ -48,13 +55,21 @@ export interface BlobStoreEvent {
 /** Content-addressed blob storage (manifests are blobs too). */
 export interface BlobStore {
   stat (digest: Digest): Promise<BlobInfo | undefined>
-  /** A stream of the blob or a range of it, or undefined if absent. */
+  /**
+   * A stream of the blob or a range of it, or undefined if absent. Counts as an access. The stream keeps every
+   * byte of the blob even if the blob is deleted (evicted) while it is read.
+   */
   open (digest: Digest, range?: ByteRange): Promise<Readable | undefined>
-  /** Whole blob into memory; for manifests (small). */
+  /** Whole blob into memory; for manifests (small). Counts as an access. */
   read (digest: Digest): Promise<Buffer | undefined>
   begin (digest: Digest, expectedSize?: number): Promise<BlobWriter>
   delete (digest: Digest): Promise<boolean>
-  list (): AsyncIterable<BlobInfo>
+  list (): AsyncIterable<StoredBlob>
+  /** Protects a digest (held or not yet) from eviction for `reason`, until unpinned for every reason. */
+  pin (digest: Digest, reason: string): void
+  /** True when no reason pins the digest any more. */
+  unpin (digest: Digest, reason: string): boolean
+  isPinned (digest: Digest): boolean
   /** Total bytes held. */
   totalBytes (): Promise<number>
   /** Subscribe to additions and removals; returns an unsubscribe function. */

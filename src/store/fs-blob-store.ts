@@ -3,12 +3,18 @@ import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type Fi
 import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { parseDigest, type Digest } from '../oci/index.js'
-import type { BlobInfo, BlobStore, BlobStoreEvent, BlobWriter, ByteRange } from './blob-store.js'
+import { BlobPins } from './blob-pins.js'
+import type { BlobInfo, BlobStore, BlobStoreEvent, BlobWriter, ByteRange, StoredBlob } from './blob-store.js'
 import { DigestVerifier } from './digest-verifier.js'
 import { fsyncDir } from './fsync-dir.js'
 
 /** Reads with 1 MiB chunks: the default 64 KiB halves loopback throughput. */
 const READ_HIGH_WATER_MARK = 1 << 20
+
+export interface FsBlobStoreOptions {
+  /** Clock of the last accesses (epoch ms). */
+  readonly now?: () => number
+}
 
 /**
  * Blobs as files under `<dir>/blobs/<alg>/<hex>`. Writes go to `<dir>/tmp/` and are renamed into place only
@@ -18,19 +24,29 @@ const READ_HIGH_WATER_MARK = 1 << 20
 export class FsBlobStore implements BlobStore {
   readonly #dir: string
   readonly #listeners = new Set<(e: BlobStoreEvent) => void>()
+  readonly #now: () => number
+  /** Last access per held blob, in memory: seeded from the files' times at open (atime is often relatime or off). */
+  readonly #lastAccess = new Map<Digest, number>()
+  readonly #pins = new BlobPins()
   #total = 0
 
-  private constructor (dir: string) {
+  private constructor (dir: string, options: FsBlobStoreOptions) {
     this.#dir = dir
+    this.#now = options.now ?? Date.now
   }
 
-  static async open (dir: string): Promise<FsBlobStore> {
-    const store = new FsBlobStore(dir)
+  static async open (dir: string, options: FsBlobStoreOptions = {}): Promise<FsBlobStore> {
+    const store = new FsBlobStore(dir, options)
     await rm(join(dir, 'tmp'), { recursive: true, force: true })
     await mkdir(join(dir, 'tmp'), { recursive: true })
     await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true })
     await mkdir(join(dir, 'blobs', 'sha512'), { recursive: true })
-    for await (const info of store.list()) store.#total += info.size
+    for await (const digest of store.#digests()) {
+      const s = await stat(store.#path(digest)).catch(() => undefined)
+      if (s === undefined) continue
+      store.#total += s.size
+      store.#lastAccess.set(digest, Math.max(s.atimeMs, s.mtimeMs))
+    }
     return store
   }
 
@@ -57,6 +73,7 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(err)) return undefined
       throw err
     }
+    this.#lastAccess.set(digest, this.#now())
     return fh.createReadStream({
       highWaterMark: READ_HIGH_WATER_MARK,
       ...(range === undefined ? {} : { start: range.start, end: range.end }),
@@ -65,7 +82,9 @@ export class FsBlobStore implements BlobStore {
 
   async read (digest: Digest): Promise<Buffer | undefined> {
     try {
-      return await readFile(this.#path(digest))
+      const bytes = await readFile(this.#path(digest))
+      this.#lastAccess.set(digest, this.#now())
+      return bytes
     } catch (err) {
       if (isNotFound(err)) return undefined
       throw err
@@ -110,6 +129,7 @@ export class FsBlobStore implements BlobStore {
         state = 'hashing'
         isKeeping = false
         await drop()
+        this.#emit({ type: 'full', digest, size: verifier.size })
       }
     }
     return {
@@ -136,6 +156,7 @@ export class FsBlobStore implements BlobStore {
           isKeeping = false
           await drop()
           if (!isNoSpace(err)) throw err
+          this.#emit({ type: 'full', digest, size: verifier.size })
           return { digest, size: verifier.size, isKept: false }
         }
         if (!wasKeeping) return { digest, size: verifier.size, isKept: false }
@@ -144,6 +165,7 @@ export class FsBlobStore implements BlobStore {
         const path = this.#path(digest)
         await rename(tmp, path)
         await fsyncDir(dirname(path))
+        this.#lastAccess.set(digest, this.#now())
         if (existed === undefined) {
           this.#total += verifier.size
           this.#emit({ type: 'added', digest, size: verifier.size })
@@ -167,11 +189,31 @@ export class FsBlobStore implements BlobStore {
       throw err
     }
     this.#total -= info.size
+    this.#lastAccess.delete(digest)
     this.#emit({ type: 'removed', digest, size: info.size })
     return true
   }
 
-  async * list (): AsyncIterable<BlobInfo> {
+  async * list (): AsyncIterable<StoredBlob> {
+    for await (const digest of this.#digests()) {
+      const info = await this.stat(digest)
+      if (info !== undefined) yield { ...info, lastAccess: this.#lastAccess.get(digest) ?? this.#now() }
+    }
+  }
+
+  pin (digest: Digest, reason: string): void {
+    this.#pins.pin(digest, reason)
+  }
+
+  unpin (digest: Digest, reason: string): boolean {
+    return this.#pins.unpin(digest, reason)
+  }
+
+  isPinned (digest: Digest): boolean {
+    return this.#pins.isPinned(digest)
+  }
+
+  async * #digests (): AsyncIterable<Digest> {
     for (const algorithm of ['sha256', 'sha512']) {
       const dir = join(this.#dir, 'blobs', algorithm)
       let names: string[]
@@ -189,8 +231,7 @@ export class FsBlobStore implements BlobStore {
         } catch {
           continue
         }
-        const info = await this.stat(parsed)
-        if (info !== undefined) yield info
+        yield parsed
       }
     }
   }

@@ -1,11 +1,14 @@
 import { Readable } from 'node:stream'
 import type { Digest } from '../oci/index.js'
-import type { BlobInfo, BlobStore, BlobStoreEvent, BlobWriter, ByteRange } from './blob-store.js'
+import { BlobPins } from './blob-pins.js'
+import type { BlobInfo, BlobStore, BlobStoreEvent, BlobWriter, ByteRange, StoredBlob } from './blob-store.js'
 import { DigestVerifier } from './digest-verifier.js'
 
 export interface MemoryBlobStoreOptions {
   /** Bytes the store may hold, counting writes in progress; past it a writer only hashes (as on a full disk). */
   readonly capacityBytes?: number
+  /** Clock of the last accesses (epoch ms). */
+  readonly now?: () => number
 }
 
 /** Blobs in memory: for unit tests and throwaway single-node runs. Same contract as FsBlobStore. */
@@ -13,6 +16,9 @@ export class MemoryBlobStore implements BlobStore {
   readonly #blobs = new Map<Digest, Buffer>()
   readonly #listeners = new Set<(e: BlobStoreEvent) => void>()
   readonly #capacity: number
+  readonly #now: () => number
+  readonly #lastAccess = new Map<Digest, number>()
+  readonly #pins = new BlobPins()
   /** Bytes held by blobs and by open writers. */
   #used = 0
 
@@ -20,6 +26,7 @@ export class MemoryBlobStore implements BlobStore {
     const capacity = options.capacityBytes ?? Infinity
     if (!(capacity >= 0)) throw new TypeError(`MemoryBlobStore: capacityBytes must be >= 0, got ${capacity}`)
     this.#capacity = capacity
+    this.#now = options.now ?? Date.now
   }
 
   async stat (digest: Digest): Promise<BlobInfo | undefined> {
@@ -30,11 +37,14 @@ export class MemoryBlobStore implements BlobStore {
   async open (digest: Digest, range?: ByteRange): Promise<Readable | undefined> {
     const b = this.#blobs.get(digest)
     if (b === undefined) return undefined
+    this.#lastAccess.set(digest, this.#now())
     return Readable.from([range === undefined ? b : b.subarray(range.start, range.end + 1)], { objectMode: false })
   }
 
   async read (digest: Digest): Promise<Buffer | undefined> {
-    return this.#blobs.get(digest)
+    const b = this.#blobs.get(digest)
+    if (b !== undefined) this.#lastAccess.set(digest, this.#now())
+    return b
   }
 
   async begin (digest: Digest, expectedSize?: number): Promise<BlobWriter> {
@@ -63,6 +73,7 @@ export class MemoryBlobStore implements BlobStore {
             state = 'hashing'
             isKeeping = false
             release()
+            this.#emit({ type: 'full', digest, size: verifier.size })
             continue
           }
           chunks.push(Buffer.from(part))
@@ -87,7 +98,8 @@ export class MemoryBlobStore implements BlobStore {
         const previous = this.#blobs.get(digest)
         this.#used += body.byteLength - (previous?.byteLength ?? 0)
         this.#blobs.set(digest, body)
-        if (previous === undefined) for (const l of this.#listeners) l({ type: 'added', digest, size: body.byteLength })
+        this.#lastAccess.set(digest, this.#now())
+        if (previous === undefined) this.#emit({ type: 'added', digest, size: body.byteLength })
         return { digest, size: body.byteLength, isKept: true }
       },
       abort: async () => {
@@ -102,13 +114,26 @@ export class MemoryBlobStore implements BlobStore {
     const b = this.#blobs.get(digest)
     if (b === undefined) return false
     this.#blobs.delete(digest)
+    this.#lastAccess.delete(digest)
     this.#used -= b.byteLength
-    for (const l of this.#listeners) l({ type: 'removed', digest, size: b.byteLength })
+    this.#emit({ type: 'removed', digest, size: b.byteLength })
     return true
   }
 
-  async * list (): AsyncIterable<BlobInfo> {
-    for (const [digest, b] of this.#blobs) yield { digest, size: b.byteLength }
+  async * list (): AsyncIterable<StoredBlob> {
+    for (const [digest, b] of this.#blobs) yield { digest, size: b.byteLength, lastAccess: this.#lastAccess.get(digest) ?? 0 }
+  }
+
+  pin (digest: Digest, reason: string): void {
+    this.#pins.pin(digest, reason)
+  }
+
+  unpin (digest: Digest, reason: string): boolean {
+    return this.#pins.unpin(digest, reason)
+  }
+
+  isPinned (digest: Digest): boolean {
+    return this.#pins.isPinned(digest)
   }
 
   async totalBytes (): Promise<number> {
@@ -120,5 +145,9 @@ export class MemoryBlobStore implements BlobStore {
   watch (listener: (event: BlobStoreEvent) => void): () => void {
     this.#listeners.add(listener)
     return () => { this.#listeners.delete(listener) }
+  }
+
+  #emit (event: BlobStoreEvent): void {
+    for (const l of this.#listeners) l(event)
   }
 }
