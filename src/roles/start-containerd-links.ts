@@ -8,14 +8,14 @@ export interface ContainerdLinksOptions {
   readonly contentDir: string
   readonly dataDir: string
   readonly logger: Logger
-  /** The store withdraws a dropped blob from peers: the node still holds it in containerd, so say so again. */
+  /** Peers were told the node lost a blob it still serves from its other copy: say so again. */
   readonly announce?: (digest: Digest) => void
 }
 
 /** One copy of each blob on the node: the store shares (or drops) what containerd has committed. */
 export async function startContainerdLinks (options: ContainerdLinksOptions): Promise<ContainerdLinker> {
   const { announce, ...rest } = options
-  const linker = new ContainerdLinker({ ...rest, ...(announce === undefined ? {} : { onDropped: announce }) })
+  const linker = new ContainerdLinker({ ...rest, ...(announce === undefined ? {} : { onStillHeld: announce }) })
   await linker.start()
   return linker
 }

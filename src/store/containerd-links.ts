@@ -32,8 +32,11 @@ export interface ContainerdLinkerOptions {
   readonly maxPending?: number
   /** Without a shared filesystem, smaller blobs (manifests, configs) keep their own copy; default 1 MiB. */
   readonly dropMinBytes?: number
-  /** Called after the store dropped its copy of a blob containerd holds (the node still has it). */
-  readonly onDropped?: (digest: Digest) => void
+  /**
+   * Called when one of the node's two copies went and the other stays (the store dropped its copy of a blob
+   * containerd holds, or containerd deleted a blob the store still holds): peers were told it is gone.
+   */
+  readonly onStillHeld?: (digest: Digest) => void
   /** For tests: the hard link call. */
   readonly linkFile?: (from: string, to: string) => Promise<void>
   readonly clock?: () => number
@@ -98,6 +101,7 @@ export class ContainerdLinker {
     }))
     this.#unsubscribe.push(this.#o.containerd.watch((e) => {
       if (e.type === 'blob-added' && e.digest !== undefined) this.#enqueue(e.digest, false)
+      else if (e.type === 'blob-removed' && e.digest !== undefined) this.#afterContainerdRemoved(e.digest)
       else if (e.type === 'tag-set') this.#retryPending()
     }))
     const held: Digest[] = []
@@ -174,8 +178,17 @@ export class ContainerdLinker {
     if (!await store.delete(digest)) return 'done'
     this.#dropped++
     this.#logger.debug({ digest, size: own.size }, 'own copy dropped: containerd holds the blob')
-    this.#o.onDropped?.(digest)
+    this.#o.onStillHeld?.(digest)
     return 'done'
+  }
+
+  /** containerd discarded a blob (`discard_unpacked_layers`): the store's link still serves it. */
+  #afterContainerdRemoved (digest: Digest): void {
+    this.#queue = this.#queue.then(async () => {
+      if (this.#isClosed || await this.#o.store.stat(digest) === undefined) return
+      this.#logger.debug({ digest }, 'containerd discarded the blob; the store still holds it')
+      this.#o.onStillHeld?.(digest)
+    }).catch((err: unknown) => { this.#logger.warn({ err, digest }, 'could not check the store after containerd discarded a blob') })
   }
 
   #remember (digest: Digest): void {

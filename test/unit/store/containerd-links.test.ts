@@ -105,7 +105,13 @@ void describe('ContainerdLinker: one copy of each blob with containerd', () => {
     for await (const info of store.list()) listed.push([info.digest, info.size])
     assert.deepEqual(listed, [[digest, bytes.byteLength]])
 
+    const announced: Digest[] = []
+    await linker.close()
+    const again = await startLinker({ onStillHeld: (d) => announced.push(d) })
     await containerd.remove(digest) // ctr content rm, as discard_unpacked_layers does
+    containerd.emit({ type: 'blob-removed', digest })
+    await again.idle()
+    assert.deepEqual(announced, [digest], 'peers are told again that the node holds it')
     assert.equal(await store.isShared(digest), false)
     assert.equal((await stat(ownPath(digest))).nlink, 1)
     assert.deepEqual(await store.read(digest), bytes)
@@ -176,7 +182,7 @@ void describe('ContainerdLinker: one copy of each blob with containerd', () => {
     const [l, s, n] = [await put(store, large), await put(store, small), await put(store, notInContainerd)]
     await containerd.commit(large)
     await containerd.commit(small)
-    const linker = await startLinker({ linkFile: exdev, dropMinBytes: 100_000, onDropped: (d) => dropped.push(d) })
+    const linker = await startLinker({ linkFile: exdev, dropMinBytes: 100_000, onStillHeld: (d) => dropped.push(d) })
     assert.equal(linker.mode, 'drop')
     assert.deepEqual(dropped, [l])
     assert.equal(await store.stat(l), undefined, 'served from containerd from now on')
