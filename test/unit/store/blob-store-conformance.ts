@@ -54,9 +54,14 @@ async function put (store: BlobStore, bytes: Buffer, algorithm: 'sha256' | 'sha5
  * `makeStore` and cleans it up, pass or fail. `makeSmallStore` gives a store with room for about `bytes`
  * (undefined where the adapter cannot be made small here: those tests are skipped).
  */
-export function runBlobStoreConformance (name: string, makeStore: () => Promise<BlobStoreFixture>, makeSmallStore?: (bytes: number) => Promise<BlobStoreFixture | undefined>): void {
-  const withStore = (fn: (f: BlobStoreFixture) => Promise<void>) => async (): Promise<void> => {
-    const fixture = await makeStore()
+/** What a fixture's store is built with: a clock for last accesses. */
+export interface BlobStoreFixtureOptions {
+  readonly now?: () => number
+}
+
+export function runBlobStoreConformance (name: string, makeStore: (options?: BlobStoreFixtureOptions) => Promise<BlobStoreFixture>, makeSmallStore?: (bytes: number) => Promise<BlobStoreFixture | undefined>): void {
+  const withStore = (fn: (f: BlobStoreFixture) => Promise<void>, options?: BlobStoreFixtureOptions) => async (): Promise<void> => {
+    const fixture = await makeStore(options)
     try {
       await fn(fixture)
     } finally {
@@ -290,6 +295,43 @@ export function runBlobStoreConformance (name: string, makeStore: () => Promise<
       const stream = await store.open(digest)
       await store.delete(digest)
       assert.deepEqual(await collect(stream), body)
+    }))
+
+    let clock = 1000
+    test('list reports the last access: a commit, an open or a read; stat is not one', withStore(async ({ store }) => {
+      const a = await put(store, bytesOf(10, 1))
+      clock = 2000
+      const b = await put(store, bytesOf(10, 2))
+      clock = 3000
+      const c = await put(store, bytesOf(10, 3))
+      const times = async (): Promise<Record<string, number>> => {
+        const out: Record<string, number> = {}
+        for await (const info of store.list()) out[info.digest] = info.lastAccess
+        return out
+      }
+      assert.deepEqual(await times(), { [a]: 1000, [b]: 2000, [c]: 3000 })
+      clock = 4000
+      await collect(await store.open(a, { start: 0, end: 1 }))
+      clock = 5000
+      await store.read(b)
+      clock = 6000
+      await store.stat(c)
+      assert.deepEqual(await times(), { [a]: 4000, [b]: 5000, [c]: 3000 })
+    }, { now: () => clock }))
+
+    test('pins: by reason, before or after the blob is held, until the last reason is withdrawn', withStore(async ({ store }) => {
+      const body = bytesOf(10)
+      const digest = digestOf(body)
+      assert.equal(store.isPinned(digest), false)
+      store.pin(digest, 'precache:a')
+      store.pin(digest, 'precache:b')
+      await put(store, body)
+      assert.equal(store.isPinned(digest), true)
+      assert.equal(store.unpin(digest, 'precache:a'), false, 'still pinned by b')
+      assert.equal(store.isPinned(digest), true)
+      assert.equal(store.unpin(digest, 'precache:b'), true)
+      assert.equal(store.isPinned(digest), false)
+      assert.equal(store.unpin(digest, 'precache:b'), true, 'unpinning twice is fine')
     }))
   })
 

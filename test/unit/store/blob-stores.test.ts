@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { FsBlobStore } from '../../../src/store/fs-blob-store.js'
@@ -9,13 +9,13 @@ import { canMount, mountTmpfs } from '../../helpers/tmpfs-mount.js'
 import { bytesOf, digestOf, runBlobStoreConformance } from './blob-store-conformance.js'
 
 runBlobStoreConformance('MemoryBlobStore',
-  async () => ({ store: new MemoryBlobStore(), cleanup: async () => {} }),
+  async (options) => ({ store: new MemoryBlobStore(options), cleanup: async () => {} }),
   async (bytes) => ({ store: new MemoryBlobStore({ capacityBytes: bytes }), cleanup: async () => {} }))
 
-runBlobStoreConformance('FsBlobStore', async () => {
+runBlobStoreConformance('FsBlobStore', async (options) => {
   const dir = await makeTempDir('fs-blob-store')
   return {
-    store: await FsBlobStore.open(dir.path),
+    store: await FsBlobStore.open(dir.path, options),
     cleanup: () => dir.cleanup(),
     tempFiles: () => readdir(join(dir.path, 'tmp')),
   }
@@ -53,6 +53,29 @@ describe('FsBlobStore on disk', () => {
       assert.equal(await reopened.stat(digestOf(body)), undefined)
       assert.equal(await reopened.totalBytes(), 0)
       await w.abort() // only to close the crashed writer's file handle
+    } finally {
+      await dir.cleanup()
+    }
+  })
+
+  test('the last access of each blob is seeded at open from its file (the later of atime and mtime)', async () => {
+    const dir = await makeTempDir('fs-blob-store')
+    try {
+      const first = await FsBlobStore.open(dir.path)
+      const bodies = [bytesOf(100, 1), bytesOf(100, 2)]
+      for (const body of bodies) {
+        const w = await first.begin(digestOf(body), body.byteLength)
+        await w.write(body)
+        await w.commit()
+      }
+      const [older, newer] = bodies.map((b) => digestOf(b))
+      const path = (d: string | undefined): string => join(dir.path, 'blobs', 'sha256', (d ?? '').slice('sha256:'.length))
+      await utimes(path(older), new Date(1_000_000), new Date(2_000_000))
+      await utimes(path(newer), new Date(5_000_000), new Date(3_000_000))
+      const reopened = await FsBlobStore.open(dir.path, { now: () => 9_000_000 })
+      const seen: Record<string, number> = {}
+      for await (const b of reopened.list()) seen[b.digest] = b.lastAccess
+      assert.deepEqual(seen, { [older as string]: 2_000_000, [newer as string]: 5_000_000 })
     } finally {
       await dir.cleanup()
     }
