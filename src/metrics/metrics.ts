@@ -28,6 +28,14 @@ export class Metrics {
   readonly storeBytes = new Gauge({
     name: 'flotilla_store_bytes', help: 'Bytes held in the local blob store', registers: [this.registry],
   })
+  readonly storeOwnBytes = new Gauge({
+    name: 'flotilla_store_own_bytes', help: 'Bytes of the local store held in its own copies (what counts against the budget), at the last eviction pass',
+    registers: [this.registry],
+  })
+  readonly storeLinkedBytes = new Gauge({
+    name: 'flotilla_store_linked_bytes', help: "Bytes of the local store held as hard links to containerd's files (no disk of its own), at the last eviction pass",
+    registers: [this.registry],
+  })
   readonly storeBudgetBytes = new Gauge({
     name: 'flotilla_store_budget_bytes', help: 'Bytes the local blob store may hold (store.maxBytes, or what store.maxDiskPercent leaves)', registers: [this.registry],
   })

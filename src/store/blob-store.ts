@@ -10,6 +10,8 @@ export interface BlobInfo {
 export interface StoredBlob extends BlobInfo {
   /** Epoch ms of the last open or read, or of the commit; seeded from the file's times when a store opens. */
   readonly lastAccess: number
+  /** Its bytes are also another store's (a hard link to containerd's file): holding it costs no disk of ours. */
+  readonly isShared: boolean
 }
 
 /** Inclusive byte range, as HTTP `Range: bytes=start-end` names it. */

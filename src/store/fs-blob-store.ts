@@ -196,8 +196,8 @@ export class FsBlobStore implements BlobStore {
 
   async * list (): AsyncIterable<StoredBlob> {
     for await (const digest of this.#digests()) {
-      const info = await this.stat(digest)
-      if (info !== undefined) yield { ...info, lastAccess: this.#lastAccess.get(digest) ?? this.#now() }
+      const s = await stat(this.#path(digest)).catch(orNotFound)
+      if (s !== undefined) yield { digest, size: s.size, lastAccess: this.#lastAccess.get(digest) ?? this.#now(), isShared: s.nlink > 1 }
     }
   }
 

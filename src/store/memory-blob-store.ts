@@ -121,7 +121,7 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   async * list (): AsyncIterable<StoredBlob> {
-    for (const [digest, b] of this.#blobs) yield { digest, size: b.byteLength, lastAccess: this.#lastAccess.get(digest) ?? 0 }
+    for (const [digest, b] of this.#blobs) yield { digest, size: b.byteLength, lastAccess: this.#lastAccess.get(digest) ?? 0, isShared: false }
   }
 
   pin (digest: Digest, reason: string): void {

@@ -171,5 +171,19 @@ describe('StoreBudget', () => {
     assert.throws(() => s.budget({ maxDiskPercent: 50 }), TypeError, 'a percentage needs the disk')
     assert.throws(() => s.budget({ lowWaterPercent: 120 }), TypeError)
   })
-})
 
+  test('a blob whose file containerd also names (a hard link) neither counts against the budget nor is evicted', async () => {
+    const s = setup()
+    const [linked, own1, own2] = [await s.put(bytesOf(100, 1)), await s.put(bytesOf(100, 2)), await s.put(bytesOf(100, 3))]
+    const list = s.store.list.bind(s.store)
+    s.store.list = async function * () { for await (const b of list()) yield { ...b, isShared: b.digest === linked } }
+    const pass = await s.budget({ maxBytes: 250, lowWaterPercent: 80 }).pass('over budget')
+    assert.equal(pass.evicted, 0, 'own bytes (200) are within the budget: the link costs nothing')
+    assert.equal(await metric(s.metrics, 'flotilla_store_linked_bytes'), 100)
+    assert.equal(await metric(s.metrics, 'flotilla_store_own_bytes'), 200)
+    const tight = await s.budget({ maxBytes: 150, lowWaterPercent: 100 }).pass('over budget')
+    assert.equal(tight.evicted, 1)
+    assert.deepEqual(s.removed, [own1], 'the oldest own copy goes; the older linked blob stays')
+    assert.ok((await s.held()).includes(linked) && (await s.held()).includes(own2))
+  })
+})
