@@ -66,7 +66,10 @@ export class ContentScope {
       this.#refuse(key)
       throw refused
     }
-    await this.#o.scopes.add(digest, where)
+    // Known in memory at once; a record that cannot be written (a full disk) is confirmed again after a restart.
+    await this.#o.scopes.add(digest, where).catch((err: unknown) => {
+      this.#o.logger.warn({ digest, where, err: (err as Error).message }, 'could not persist where restricted content is known')
+    })
   }
 
   #refuse (key: string): void {

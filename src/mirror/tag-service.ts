@@ -65,7 +65,7 @@ export class TagService {
         if (head.digest === usable.digest) {
           const local = await manifests.local(req, usable.digest)
           if (local !== undefined) {
-            await this.#o.tags.set(registry, repository, tag, { ...usable, fetchedAt: now, ...(head.etag === undefined ? {} : { etag: head.etag }) })
+            await this.#keep(req, tag, { ...usable, fetchedAt: now, ...(head.etag === undefined ? {} : { etag: head.etag }) })
             return manifestResult(usable.digest, local.bytes, 'hit', usable.mediaType)
           }
         }
@@ -74,7 +74,7 @@ export class TagService {
       const digest = digestOf(m.bytes)
       await manifests.keep(req, digest, m.bytes, m.mediaType)
       if (acceptsEveryManifestKind(acceptUp)) {
-        await this.#o.tags.set(registry, repository, tag, {
+        await this.#keep(req, tag, {
           digest, mediaType: m.mediaType, size: m.bytes.byteLength, fetchedAt: now, ...(m.etag === undefined ? {} : { etag: m.etag }),
         })
         this.#o.announce?.([`${registry}/${repository}:${tag}`])
@@ -95,6 +95,18 @@ export class TagService {
     const local = record === undefined ? undefined : await this.#o.manifests.local(req, record.digest)
     if (record === undefined || local === undefined) throw late
     return this.#stale(req, tag, record, local.bytes, late)
+  }
+
+  /**
+   * Records what the tag resolves to. A record that cannot be written (a full disk) is logged, not fatal: the
+   * client is still answered, and the tag is resolved upstream again next time.
+   */
+  async #keep (req: MirrorRequest, tag: Tag, record: TagRecord): Promise<void> {
+    try {
+      await this.#o.tags.set(req.registry, req.repository, tag, record)
+    } catch (err) {
+      this.#o.logger.warn({ ref: `${req.registry}/${req.repository}:${tag}`, err: (err as Error).message }, 'could not keep the tag record; answering anyway')
+    }
   }
 
   /** The tag's record, if this client accepts what it holds. */

@@ -183,4 +183,13 @@ void describe('Mirror', () => {
     assert.deepEqual([...(b.get(digest) ?? [])], ['registry.example.com/team/app'])
     assert.equal(b.get(sha256(Buffer.from('y'))), undefined)
   })
+
+  test('a tag record that cannot be written (disk full) does not fail the client: it is answered, and asked upstream again next time', async () => {
+    const { mirror, upstream, tags, req } = setup()
+    tags.set = async () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }) }
+    const m = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    assert.equal(m.digest, upstream.image.indexDigest)
+    const again = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    assert.equal(again.digest, upstream.image.indexDigest)
+  })
 })
