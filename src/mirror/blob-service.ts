@@ -40,6 +40,10 @@ export class BlobService {
     return [...this.#fetches.values()]
   }
 
+  isDownloading (digest: Digest): boolean {
+    return this.#fetches.has(digest)
+  }
+
   async get (req: MirrorRequest, digest: Digest): Promise<BlobResult> {
     const { store, scope } = this.#o
     const own = await store.stat(digest)

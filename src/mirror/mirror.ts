@@ -101,6 +101,11 @@ export class Mirror {
     return this.#blobs.inflight
   }
 
+  /** Whether a download of the digest is running (its blob must not be evicted under it). */
+  isDownloading (digest: Digest): boolean {
+    return this.#blobs.isDownloading(digest)
+  }
+
   async getManifest (req: MirrorRequest, ref: ManifestRef, accept: string | undefined): Promise<ManifestResult> {
     const what = `manifest ${req.registry}/${req.repository}${ref.kind === 'digest' ? `@${ref.digest}` : `:${ref.tag}`}`
     if (ref.kind === 'digest') {

@@ -30,12 +30,14 @@ export interface BuiltMirror {
 
 /** The one place the engine is built, for every role. */
 export function buildMirror ({ config, local, upstream, metrics, logger, localSources = [], peers }: MirrorParts): BuiltMirror {
+  // Credentials are read once at start: the registries this node fetches from with them.
+  const credentialed = new Set([...config.registries.keys()].filter((r) => upstream.credentials.lookup(r) !== undefined))
   const mirror = new Mirror({
     store: local.store, tags: local.tags, upstream: upstream.upstream, localSources, metrics, logger: logger.child({ component: 'mirror' }),
     tagTtlMs: (registry) => config.registries.get(registry)?.tagTtlMs ?? config.tagTtlMs,
     firstByteTimeoutMs: config.firstByteTimeoutMs, stallTimeoutMs: config.stallTimeoutMs,
     // What is fetched with credentials is private to the repositories it is known in.
-    scopes: local.scopes, fetchesWithCredentials: (registry) => upstream.credentials.lookup(registry) !== undefined,
+    scopes: local.scopes, fetchesWithCredentials: (registry) => credentialed.has(registry),
     ...(peers === undefined ? {} : { remote: peers.content, announce: (keys: readonly string[]) => { peers.announce(keys) } }),
   })
   const { maxBytes, maxDiskPercent, lowWaterPercent } = config.store
@@ -44,7 +46,7 @@ export function buildMirror ({ config, local, upstream, metrics, logger, localSo
     ...(maxBytes === undefined ? {} : { maxBytes }),
     disk: async () => await diskUsage(config.dataDir),
     // A download's blob is committed before the download leaves the list: it is not evicted under its readers.
-    isBusy: (digest) => mirror.inflight.some((f) => f.digest === digest),
+    isBusy: (digest) => mirror.isDownloading(digest),
     metrics, logger: logger.child({ component: 'store' }),
   })
   budget.start()

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { Digest } from '../oci/index.js'
+import type { BlobPins } from './blob-pins.js'
 
 export interface BlobInfo {
   readonly digest: Digest
@@ -67,11 +68,8 @@ export interface BlobStore {
   begin (digest: Digest, expectedSize?: number): Promise<BlobWriter>
   delete (digest: Digest): Promise<boolean>
   list (): AsyncIterable<StoredBlob>
-  /** Protects a digest (held or not yet) from eviction for `reason`, until unpinned for every reason. */
-  pin (digest: Digest, reason: string): void
-  /** True when no reason pins the digest any more. */
-  unpin (digest: Digest, reason: string): boolean
-  isPinned (digest: Digest): boolean
+  /** Digests (held or not yet) protected from eviction, each by one or more reasons. */
+  readonly pins: BlobPins
   /** Total bytes held. */
   totalBytes (): Promise<number>
   /** Subscribe to additions and removals; returns an unsubscribe function. */

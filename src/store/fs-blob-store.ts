@@ -27,7 +27,7 @@ export class FsBlobStore implements BlobStore {
   readonly #now: () => number
   /** Last access per held blob, in memory: seeded from the files' times at open (atime is often relatime or off). */
   readonly #lastAccess = new Map<Digest, number>()
-  readonly #pins = new BlobPins()
+  readonly pins = new BlobPins()
   #total = 0
 
   private constructor (dir: string, options: FsBlobStoreOptions) {
@@ -201,17 +201,6 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  pin (digest: Digest, reason: string): void {
-    this.#pins.pin(digest, reason)
-  }
-
-  unpin (digest: Digest, reason: string): boolean {
-    return this.#pins.unpin(digest, reason)
-  }
-
-  isPinned (digest: Digest): boolean {
-    return this.#pins.isPinned(digest)
-  }
 
   async * #digests (): AsyncIterable<Digest> {
     for (const algorithm of ['sha256', 'sha512']) {

@@ -18,7 +18,7 @@ export class MemoryBlobStore implements BlobStore {
   readonly #capacity: number
   readonly #now: () => number
   readonly #lastAccess = new Map<Digest, number>()
-  readonly #pins = new BlobPins()
+  readonly pins = new BlobPins()
   /** Bytes held by blobs and by open writers. */
   #used = 0
 
@@ -124,17 +124,6 @@ export class MemoryBlobStore implements BlobStore {
     for (const [digest, b] of this.#blobs) yield { digest, size: b.byteLength, lastAccess: this.#lastAccess.get(digest) ?? 0, isShared: false }
   }
 
-  pin (digest: Digest, reason: string): void {
-    this.#pins.pin(digest, reason)
-  }
-
-  unpin (digest: Digest, reason: string): boolean {
-    return this.#pins.unpin(digest, reason)
-  }
-
-  isPinned (digest: Digest): boolean {
-    return this.#pins.isPinned(digest)
-  }
 
   async totalBytes (): Promise<number> {
     let n = 0

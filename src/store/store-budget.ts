@@ -154,7 +154,7 @@ export class StoreBudget {
     if (held <= (reason === 'disk full' ? target : budget)) return { reason, evicted: 0, bytes: 0, heldBytes: held, budgetBytes: budget }
     const present = new Set(blobs.map((b) => b.digest))
     const tagged = await this.#taggedManifests(present)
-    const isProtected = (d: Digest): boolean => store.isPinned(d) || this.#o.isBusy?.(d) === true ||
+    const isProtected = (d: Digest): boolean => store.pins.isPinned(d) || this.#o.isBusy?.(d) === true ||
       (tagged.get(d)?.some((ref) => present.has(ref)) ?? false)
     let evicted = 0
     let bytes = 0

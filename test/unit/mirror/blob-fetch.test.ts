@@ -197,7 +197,7 @@ describe('BlobFetch', () => {
     const store: BlobStore = {
       stat: async (d) => await inner.stat(d), open: async (d, r) => await inner.open(d, r), read: async (d) => await inner.read(d),
       delete: async (d) => await inner.delete(d), list: () => inner.list(), totalBytes: async () => await inner.totalBytes(), watch: (l) => inner.watch(l),
-      pin: (d, why) => { inner.pin(d, why) }, unpin: (d, why) => inner.unpin(d, why), isPinned: (d) => inner.isPinned(d),
+      pins: inner.pins,
       begin: async (digest, expectedSize) => {
         const w = await inner.begin(digest, expectedSize)
         const slow: BlobWriter = {

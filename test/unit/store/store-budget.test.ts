@@ -79,12 +79,12 @@ describe('StoreBudget', () => {
   test('pinned blobs and running downloads are never evicted, even if the store stays over budget', async () => {
     const s = setup()
     const [a, b, c] = [await s.put(bytesOf(100, 1)), await s.put(bytesOf(100, 2)), await s.put(bytesOf(100, 3))]
-    s.store.pin(a, 'precache:test')
+    s.store.pins.pin(a, 'precache:test')
     const pass = await s.budget({ maxBytes: 0, isBusy: (d) => d === b }).pass('over budget')
     assert.deepEqual(s.removed, [c])
     assert.deepEqual(await s.held(), [a, b].sort())
     assert.equal(pass.heldBytes, 200)
-    s.store.unpin(a, 'precache:test')
+    s.store.pins.unpin(a, 'precache:test')
     await s.budget({ maxBytes: 0 }).pass('over budget')
     assert.deepEqual(s.removed, [c, a, b])
   })
