@@ -5,7 +5,7 @@ import type { Digest, ManifestRef } from '../oci/index.js'
 import type { BlobStore } from '../store/blob-store.js'
 import { MemoryScopeIndex, type ScopeIndex } from '../store/scope-index.js'
 import type { TagIndex } from '../store/tag-index.js'
-import type { Upstream } from '../upstream/upstream.js'
+import type { PassThroughResponse, Upstream } from '../upstream/upstream.js'
 import type { BlobFetch } from './blob-fetch.js'
 import { BlobService } from './blob-service.js'
 import { ContentScope } from './content-scope.js'
@@ -13,7 +13,7 @@ import type { ContentSource } from './content-source.js'
 import { withinBound } from './first-byte-bound.js'
 import { ManifestService } from './manifest-service.js'
 import type { BlobResult, ManifestResult, MirrorRequest, RemoteContent } from './mirror-types.js'
-import { PassThrough, type PassedResponse } from './pass-through.js'
+import { PassThrough } from './pass-through.js'
 import { SingleFlight } from './single-flight.js'
 import { TagService } from './tag-service.js'
 
@@ -120,12 +120,12 @@ export class Mirror {
     return await this.#blobs.get(req, digest)
   }
 
-  async listTags (req: MirrorRequest, query: string): Promise<PassedResponse & { source: RequestResult }> {
+  async listTags (req: MirrorRequest, query: string): Promise<PassThroughResponse & { source: RequestResult }> {
     return await this.#passThrough.listTags(req, query)
   }
 
   /** GET of another read path (referrers) passed to the upstream as it is. */
-  async passThrough (req: MirrorRequest, path: string, query: string, accept: string | undefined): Promise<PassedResponse> {
+  async passThrough (req: MirrorRequest, path: string, query: string, accept: string | undefined): Promise<PassThroughResponse> {
     return await this.#passThrough.get(req, path, query, accept)
   }
 

@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { FlotillaError } from '../errors/flotilla-error.js'
 import type { RequestResult } from '../metrics/metrics.js'
 import type { TagIndex } from '../store/tag-index.js'
-import type { Upstream } from '../upstream/upstream.js'
+import type { PassThroughResponse, Upstream } from '../upstream/upstream.js'
 import { requireUpstream } from './manifest-service.js'
 import type { MirrorRequest } from './mirror-types.js'
 
@@ -10,12 +10,6 @@ export interface PassThroughOptions {
   readonly upstream: Upstream
   readonly tags: TagIndex
   readonly logger: Logger
-}
-
-export interface PassedResponse {
-  readonly status: number
-  readonly headers: Readonly<Record<string, string>>
-  readonly body: Buffer
 }
 
 /** Read paths answered by the upstream as it answers them: tags/list (else the tags known here), referrers. */
@@ -26,7 +20,7 @@ export class PassThrough {
     this.#o = options
   }
 
-  async listTags (req: MirrorRequest, query: string): Promise<PassedResponse & { source: RequestResult }> {
+  async listTags (req: MirrorRequest, query: string): Promise<PassThroughResponse & { source: RequestResult }> {
     const { upstream, tags, logger } = this.#o
     if (upstream.has(req.registry) && req.localOnly !== true) {
       try {
@@ -45,7 +39,7 @@ export class PassThrough {
   }
 
   /** GET of another read path (referrers) passed to the upstream as it is. */
-  async get (req: MirrorRequest, path: string, query: string, accept: string | undefined): Promise<PassedResponse> {
+  async get (req: MirrorRequest, path: string, query: string, accept: string | undefined): Promise<PassThroughResponse> {
     const what = `${path} of ${req.registry}/${req.repository}`
     if (req.localOnly === true) throw new FlotillaError('ERR_NOT_HELD', `${what} is not held here`)
     requireUpstream(this.#o.upstream, req, what)

@@ -25,8 +25,4 @@ export class BlobPins {
   isPinned (digest: Digest): boolean {
     return this.#reasons.has(digest)
   }
-
-  reasons (digest: Digest): readonly string[] {
-    return [...this.#reasons.get(digest) ?? []]
-  }
 }
