@@ -40,10 +40,6 @@ export class FlotillaError<C extends ErrorCode = ErrorCode> extends Error {
   }
 }
 
-export function isFlotillaError (err: unknown): err is FlotillaError {
-  return err instanceof FlotillaError
-}
-
 /** Whether `err` is a FlotillaError with one of these codes (for control flow on errors of unknown type). */
 export function hasCode<C extends ErrorCode> (err: unknown, ...codes: C[]): err is FlotillaError<C> {
   return err instanceof FlotillaError && (codes as ErrorCode[]).includes(err.code)

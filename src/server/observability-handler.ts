@@ -15,12 +15,12 @@ export interface ObservabilityOptions {
 
 export type ObservabilityPath = '/healthz' | '/readyz' | '/metrics'
 
-export function isObservabilityPath (pathname: string): pathname is ObservabilityPath {
+function isObservabilityPath (pathname: string): pathname is ObservabilityPath {
   return pathname === '/healthz' || pathname === '/readyz' || pathname === '/metrics'
 }
 
 /** Answers a health probe or a scrape; who may ask is decided by the listener that calls it. */
-export async function serveObservability (path: ObservabilityPath, method: string, res: ServerResponse, o: ObservabilityOptions): Promise<void> {
+async function serveObservability (path: ObservabilityPath, method: string, res: ServerResponse, o: ObservabilityOptions): Promise<void> {
   if (path === '/healthz') return sendText(res, 200, 'ok\n', method)
   if (path === '/readyz') return sendText(res, o.isReady() ? 200 : 503, o.isReady() ? 'ready\n' : 'not ready\n', method)
   await o.beforeScrape?.()
