@@ -14,6 +14,7 @@ import {
   type Digest,
 } from '../oci/index.js'
 import type { BlobInfo, ByteRange } from '../store/blob-store.js'
+import { FileRangeStream } from '../store/file-range-stream.js'
 import type { ContainerdClient, ContainerdImage, EventSubscription } from './containerd-client.js'
 import { parseContainerdEvent, type ContainerdEvent } from './containerd-events.js'
 import { ContainerdError } from './grpc-call.js'
@@ -46,8 +47,6 @@ interface ImageRecord {
   readonly mediaType: string
   readonly size: number
 }
-
-const FILE_HIGH_WATER_MARK = 1 << 20
 
 /**
  * The node's containerd content store as a read-only ContentSource. Tags come from containerd's image
@@ -160,10 +159,11 @@ export class ContainerdContentSource implements ContentSource {
 
   /**
    * Opens the blob (or an inclusive range of it; an end past the blob is clamped). The signal bounds the
-   * lookup and the returned stream: aborting it destroys the stream.
+   * lookup and the returned stream: aborting it destroys the stream. With `known` (a stat just made), no
+   * second Info call: the content file is still checked against its size, and a vanished one is a miss.
    */
-  async open (digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | undefined> {
-    const info = await this.stat(digest, signal)
+  async open (digest: Digest, range?: ByteRange, signal?: AbortSignal, known?: BlobInfo): Promise<Readable | undefined> {
+    const info = known?.digest === digest ? known : await this.stat(digest, signal)
     if (info === undefined) return undefined
     let start = 0
     let end = info.size - 1
@@ -218,7 +218,7 @@ export class ContainerdContentSource implements ContentSource {
         await handle.close()
         return undefined
       }
-      const stream = handle.createReadStream({ start, end, highWaterMark: FILE_HIGH_WATER_MARK })
+      const stream = new FileRangeStream(handle, size, start, end)
       handle = undefined
       return signal === undefined ? stream : addAbortSignal(signal, stream)
     } catch (err) {

@@ -58,7 +58,7 @@ export class BlobService {
       return {
         size: info.size, source: 'hit',
         open: async (range) => {
-          const s = await src.open(digest, range, req.signal)
+          const s = await src.open(digest, range, req.signal, info)
           if (s === undefined) throw new FlotillaError('ERR_NOT_HELD', `blob ${digest} vanished from ${src.name}`)
           return s
         },

@@ -23,7 +23,8 @@ export interface ContentSource {
   readonly name: string
   resolveTag (registry: string, repository: string, tag: string, signal?: AbortSignal): Promise<ResolvedTag | undefined>
   stat (digest: Digest, signal?: AbortSignal): Promise<SourceBlobInfo | undefined>
-  open (digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | undefined>
+  /** `known`: what a `stat` this caller just made answered; the source may then skip its own lookup. */
+  open (digest: Digest, range?: ByteRange, signal?: AbortSignal, known?: BlobInfo): Promise<Readable | undefined>
   /** Content added or removed (for advertising to peers). Returns an unsubscribe function. */
   watch? (listener: (event: ContentEvent) => void): () => void
   close? (): Promise<void>

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import type { RequestTarget } from '../http/request-target.js'
 import type { Metrics, RequestKind, RequestResult } from '../metrics/metrics.js'
 import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
+import { FileRangeStream } from '../store/file-range-stream.js'
 import { normalizeRegistry, normalizeRepository, OciError, type Digest } from '../oci/index.js'
 import { parseApiPath, type ApiRoute } from './api-route.js'
 import type { PeerPolicy } from './peer-policy.js'
@@ -155,9 +156,13 @@ async function serveBlob (digest: Digest, mreq: MirrorRequest, req: IncomingMess
   const body = await b.open(range)
   res.writeHead(status, headers)
   let sent = 0
-  body.on('data', (c: Buffer) => { sent += c.byteLength })
   try {
-    await pipeline(body, res)
+    if (body instanceof FileRangeStream) {
+      await body.sendTo(res, (n) => { sent += n })
+    } else {
+      body.on('data', (c: Buffer) => { sent += c.byteLength })
+      await pipeline(body, res)
+    }
   } catch (err) {
     // A client that has every byte may hang up before our end-of-response: that is a served blob.
     if (headers['content-length'] === undefined || sent !== Number(headers['content-length'])) throw err

@@ -6,10 +6,8 @@ import { parseDigest, type Digest } from '../oci/index.js'
 import { BlobPins } from './blob-pins.js'
 import type { BlobInfo, BlobStore, BlobStoreEvent, BlobWriter, ByteRange, StoredBlob } from './blob-store.js'
 import { DigestVerifier } from './digest-verifier.js'
+import { FileRangeStream } from './file-range-stream.js'
 import { fsyncDir } from './fsync-dir.js'
-
-/** Reads with 1 MiB chunks: the default 64 KiB halves loopback throughput. */
-const READ_HIGH_WATER_MARK = 1 << 20
 
 export interface FsBlobStoreOptions {
   /** Clock of the last accesses (epoch ms). */
@@ -73,11 +71,14 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(err)) return undefined
       throw err
     }
-    this.#lastAccess.set(digest, this.#now())
-    return fh.createReadStream({
-      highWaterMark: READ_HIGH_WATER_MARK,
-      ...(range === undefined ? {} : { start: range.start, end: range.end }),
-    })
+    try {
+      const { size } = await fh.stat()
+      this.#lastAccess.set(digest, this.#now())
+      return new FileRangeStream(fh, size, range?.start, range?.end)
+    } catch (err) {
+      await fh.close().catch(() => {})
+      throw err
+    }
   }
 
   async read (digest: Digest): Promise<Buffer | undefined> {

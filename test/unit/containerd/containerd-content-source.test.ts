@@ -163,6 +163,24 @@ void describe('ContainerdContentSource (fake containerd)', () => {
     assert.equal(fake.calls.filter((c) => c.method === 'Read').length, 1)
   })
 
+  void test('open with the info of a stat just made asks containerd nothing more before reading the file', async () => {
+    const contentDir = join(tmp.path, 'content')
+    const dir = join(contentDir, 'blobs', 'sha256')
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, BLOB_DIGEST.slice(7)), BLOB)
+    const source = newSource({ contentDir })
+    const info = await source.stat(BLOB_DIGEST)
+    assert.ok(info !== undefined)
+    const before = fake.calls.length
+    const stream = await source.open(BLOB_DIGEST, { start: 100, end: 4999 }, undefined, info)
+    assert.ok(stream !== undefined)
+    assert.ok((await readAll(stream)).equals(BLOB.subarray(100)))
+    assert.deepEqual(fake.calls.slice(before).map((c) => c.method), [])
+    // Without it, open looks the blob up itself.
+    await readAll(await source.open(BLOB_DIGEST) ?? assert.fail('no stream'))
+    assert.deepEqual(fake.calls.slice(before).map((c) => c.method), ['Info'])
+  })
+
   void test('a hanging containerd is a miss within the call timeout', async () => {
     const source = newSource()
     fake.hanging.add('Info')

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { open, writeFile } from 'node:fs/promises'
+import { createServer, request, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { after, before, describe, it } from 'node:test'
+import { FileRangeStream } from '../../../src/store/file-range-stream.js'
+import { makeTempDir, type TempDir } from '../../helpers/temp-dir.js'
+
+const SIZE = 5 * (1 << 20) + 12_345
+
+function sha256 (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** GETs `path` from the server and returns the body (or the error when the response breaks). */
+async function fetchBody (server: Server, path: string, options: { abortAfterBytes?: number } = {}): Promise<Buffer> {
+  const { port } = server.address() as AddressInfo
+  return await new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path }, (res) => {
+      const chunks: Buffer[] = []
+      let received = 0
+      res.on('data', (c: Buffer) => {
+        chunks.push(c)
+        received += c.byteLength
+        if (options.abortAfterBytes !== undefined && received >= options.abortAfterBytes) {
+          req.destroy()
+          resolve(Buffer.concat(chunks))
+        }
+      })
+      res.on('end', () => { resolve(Buffer.concat(chunks)) })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.setTimeout(10_000, () => { req.destroy(new Error('client timeout')) })
+    req.end()
+  })
+}
+
+describe('FileRangeStream', () => {
+  let dir: TempDir
+  let path: string
+  let bytes: Buffer
+  let server: Server
+  const outcomes: Array<Promise<unknown>> = []
+
+  before(async () => {
+    dir = await makeTempDir('file-range')
+    path = join(dir.path, 'blob')
+    bytes = randomBytes(SIZE)
+    await writeFile(path, bytes)
+    // /<start>/<end> serves that inclusive range with sendTo; the outcome of each send is kept for the tests.
+    server = createServer((req, res) => {
+      const [, start, end] = (req.url ?? '').split('/').map(Number)
+      outcomes.push((async () => {
+        const fh = await open(path, 'r')
+        const stream = new FileRangeStream(fh, SIZE, start, end)
+        res.writeHead(200, { 'content-length': String((end ?? 0) - (start ?? 0) + 1) })
+        let sent = 0
+        try {
+          await stream.sendTo(res, (n) => { sent += n })
+          return { ok: true, sent, fd: fh.fd }
+        } catch (err) {
+          return { ok: false, err, fd: fh.fd, isDestroyed: stream.destroyed }
+        }
+      })())
+    }).listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+  })
+
+  after(async () => {
+    server.close()
+    await dir.cleanup()
+  })
+
+  it('sends a whole file and ranges byte for byte, many at once, though its buffers are reused', async () => {
+    const cases = [[0, SIZE - 1], [1, SIZE - 2], [(1 << 20) - 1, (1 << 20)], [SIZE - 1, SIZE - 1], [12, 3 * (1 << 20) + 7]] as const
+    // Twelve concurrent sends share the buffer pool; any buffer reused before its bytes left would show here.
+    const requests = Array.from({ length: 12 }, (_, i) => cases[i % cases.length] ?? [0, 0])
+    const bodies = await Promise.all(requests.map(async ([s, e]) => await fetchBody(server, `/${s}/${e}`)))
+    for (const [i, [s, e]] of requests.entries()) {
+      assert.equal(sha256(bodies[i] ?? Buffer.alloc(0)), sha256(bytes.subarray(s, e + 1)), `range ${s}-${e}`)
+    }
+    const results = await Promise.all(outcomes.splice(0)) as Array<{ ok: boolean, sent: number }>
+    assert.deepEqual(results.map((r) => r.ok), requests.map(() => true))
+    assert.deepEqual(results.map((r) => r.sent).sort((a, b) => a - b), requests.map(([s, e]) => e - s + 1).sort((a, b) => a - b))
+  })
+
+  it('rejects when the client goes away before the last byte, and closes the file', async () => {
+    const body = await fetchBody(server, `/0/${SIZE - 1}`, { abortAfterBytes: 1 << 20 })
+    assert.ok(body.byteLength < SIZE)
+    const [outcome] = await Promise.all(outcomes.splice(0)) as Array<{ ok: boolean, fd: number, isDestroyed: boolean }>
+    assert.equal(outcome?.ok, false)
+    assert.equal(outcome?.isDestroyed, true)
+  })
+
+  it('reads as a plain Readable, and a file shorter than its range is an error, never a short body', async () => {
+    const fh = await open(path, 'r')
+    const chunks: Buffer[] = []
+    for await (const c of new FileRangeStream(fh, SIZE, 100, 2_000_099)) chunks.push(c as Buffer)
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(bytes.subarray(100, 2_000_100)))
+
+    const short = join(dir.path, 'short')
+    await writeFile(short, bytes.subarray(0, 1000))
+    // The handle claims 2000 bytes (as a size taken before a truncation would).
+    const truncated = new FileRangeStream(await open(short, 'r'), 2000)
+    await assert.rejects(async () => { for await (const c of truncated) assert.ok(c) }, /file ended at byte 1000/)
+    const sink = new PassThrough()
+    sink.resume()
+    await assert.rejects(new FileRangeStream(await open(short, 'r'), 2000).sendTo(sink), /file ended at byte 1000/)
+  })
+
+  it('refuses a bad range and a second consumer', async () => {
+    const fh = await open(path, 'r')
+    assert.throws(() => new FileRangeStream(fh, SIZE, -1, 10), RangeError)
+    assert.throws(() => new FileRangeStream(fh, SIZE, 10, 5), RangeError)
+    const stream = new FileRangeStream(fh, SIZE, 0, 10)
+    stream.resume()
+    await assert.rejects(stream.sendTo(new PassThrough()), /already being read/)
+    stream.destroy()
+  })
+})
