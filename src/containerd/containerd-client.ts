@@ -1,7 +1,8 @@
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import * as grpc from '@grpc/grpc-js'
 import type { ContainerdEnvelope } from './containerd-events.js'
 import { ContainerdError, backoffDelay, toContainerdError, unaryCall } from './grpc-call.js'
+import { GrpcContentReadable } from './grpc-content-readable.js'
 import { loadServices } from './grpc-protos.js'
 
 export interface ContainerdClientOptions {
@@ -64,6 +65,8 @@ export interface EventSubscription {
 const DEFAULT_CALL_TIMEOUT_MS = 2000
 /** A stream that lived this long counts as healthy: the next failure starts the backoff over. */
 const HEALTHY_STREAM_MS = 10_000
+/** containerd rejects a label whose key and value together exceed this (`labels.Validate`). */
+const MAX_LABEL_BYTES = 4096
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.initial_reconnect_backoff_ms': 100,
@@ -132,6 +135,30 @@ export class ContainerdClient {
 
   async getImage (name: string, signal?: AbortSignal): Promise<ContainerdImage | undefined> {
     const res = await this.#orUndefined(this.#unary<{ image?: RawImage | null }>(this.#images, 'Get', { name }, signal))
+    return res?.image == null ? undefined : toImage(res.image)
+  }
+
+  /**
+   * Sets each label whose value is a string and removes each whose value is undefined, leaving the
+   * image's other labels alone (one Update with field-mask paths `labels.<key>`). containerd stores no
+   * empty labels: an empty string removes the label too. Resolves to the updated image, or undefined when
+   * no image has that name. Throws a TypeError on an empty key or a label over containerd's 4096 bytes.
+   */
+  async updateImageLabels (name: string, changes: Readonly<Record<string, string | undefined>>, signal?: AbortSignal): Promise<ContainerdImage | undefined> {
+    if (typeof name !== 'string' || name === '') throw new TypeError('updateImageLabels: image name is required')
+    const labels: Record<string, string> = {}
+    const paths: string[] = []
+    for (const [key, value] of Object.entries(changes)) {
+      if (key === '') throw new TypeError('updateImageLabels: label key must not be empty')
+      if (value !== undefined && typeof value !== 'string') throw new TypeError(`updateImageLabels: label ${key} must be a string or undefined`)
+      if (Buffer.byteLength(key) + Buffer.byteLength(value ?? '') > MAX_LABEL_BYTES) throw new TypeError(`updateImageLabels: label ${key} is over ${MAX_LABEL_BYTES} bytes`)
+      if (value !== undefined) labels[key] = value
+      paths.push(`labels.${key}`)
+    }
+    // An Update without paths would replace the whole record with our name-only image.
+    if (paths.length === 0) return await this.getImage(name, signal)
+    const request = { image: { name, labels }, update_mask: { paths } }
+    const res = await this.#orUndefined(this.#unary<{ image?: RawImage | null }>(this.#images, 'Update', request, signal))
     return res?.image == null ? undefined : toImage(res.image)
   }
 
@@ -268,60 +295,6 @@ function serverStream (client: grpc.Client, method: string, request: unknown, me
   const fn = (client as unknown as Record<string, ServerStreamMethod | undefined>)[method]
   if (typeof fn !== 'function') throw new TypeError(`no gRPC method ${method}`)
   return fn.call(client, request, metadata, options)
-}
-
-/** Adapts a ReadContent response stream to a byte stream, pausing the call while the consumer is full. */
-class GrpcContentReadable extends Readable {
-  #idleTimer: NodeJS.Timeout | undefined
-  readonly #onAbort: () => void
-  readonly #call: grpc.ClientReadableStream<unknown>
-  readonly #idleTimeoutMs: number
-  readonly #signal: AbortSignal | undefined
-
-  constructor (call: grpc.ClientReadableStream<unknown>, idleTimeoutMs: number, signal: AbortSignal | undefined) {
-    super({ highWaterMark: 1 << 20 })
-    this.#call = call
-    this.#idleTimeoutMs = idleTimeoutMs
-    this.#signal = signal
-    call.pause()
-    call.on('data', (res: { data?: Buffer }) => {
-      this.#clearIdle()
-      const data = res.data
-      if (data !== undefined && data.length > 0 && !this.push(data)) call.pause()
-    })
-    call.on('end', () => {
-      this.#clearIdle()
-      this.push(null)
-    })
-    call.on('error', (err) => {
-      this.#clearIdle()
-      this.destroy(toContainerdError(err, 'Read'))
-    })
-    this.#onAbort = () => { this.destroy(signal?.reason as Error) }
-    if (signal?.aborted === true) queueMicrotask(this.#onAbort)
-    else signal?.addEventListener('abort', this.#onAbort, { once: true })
-  }
-
-  override _read (): void {
-    if (this.#idleTimer === undefined) {
-      this.#idleTimer = setTimeout(() => {
-        this.destroy(new ContainerdError('ERR_CONTAINERD_TIMEOUT', `Read: no data for ${this.#idleTimeoutMs} ms`, 'Read'))
-      }, this.#idleTimeoutMs)
-    }
-    this.#call.resume()
-  }
-
-  override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
-    this.#clearIdle()
-    this.#signal?.removeEventListener('abort', this.#onAbort)
-    this.#call.cancel()
-    callback(err)
-  }
-
-  #clearIdle (): void {
-    clearTimeout(this.#idleTimer)
-    this.#idleTimer = undefined
-  }
 }
 
 function safely (fn: () => void): void {

@@ -6,7 +6,9 @@ import { loadServices } from '../../../src/containerd/grpc-protos.js'
  * An in-process stand-in for containerd's images/content/events/version services on a unix socket, with
  * per-namespace state and knobs to make calls hang. Only for unit tests: e2e tests use the real daemon.
  */
-export interface FakeImage { name: string, digest: string, mediaType: string, size: number }
+export interface FakeImage { name: string, digest: string, mediaType: string, size: number, labels?: Record<string, string> }
+
+interface UpdateRequest { image?: { name?: string, labels?: Record<string, string> } | null, update_mask?: { paths?: string[] } | null }
 
 type Writer = grpc.ServerWritableStream<{ filters?: string[] }, unknown>
 
@@ -41,7 +43,7 @@ export class FakeContainerd {
       return this.hanging.has(method)
     }
     const notFound = (what: string): grpc.ServiceError => Object.assign(new Error(`${what}: not found`), { code: grpc.status.NOT_FOUND, details: `${what}: not found`, metadata: new grpc.Metadata() })
-    const toImage = (i: FakeImage): unknown => ({ name: i.name, labels: {}, target: { media_type: i.mediaType, digest: i.digest, size: i.size } })
+    const toImage = (i: FakeImage): unknown => ({ name: i.name, labels: { ...i.labels }, target: { media_type: i.mediaType, digest: i.digest, size: i.size } })
 
     server.addService(services.Images.service, {
       Get: (call: grpc.ServerUnaryCall<{ name: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -53,6 +55,31 @@ export class FakeContainerd {
       List: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         if (record('List', call)) return
         cb(null, { images: [...(this.images.get(ns(call))?.values() ?? [])].map(toImage) })
+      },
+      // containerd's field-mask semantics for labels: path `labels.k` copies k from the request's labels,
+      // and a missing or empty value deletes it (containerd stores no empty labels).
+      Update: (call: grpc.ServerUnaryCall<UpdateRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        if (record('Update', call)) return
+        const name = call.request.image?.name ?? ''
+        const image = this.images.get(ns(call))?.get(name)
+        if (image === undefined) {
+          cb(notFound(`image ${JSON.stringify(name)}`))
+          return
+        }
+        const given = call.request.image?.labels ?? {}
+        const labels = { ...image.labels }
+        for (const path of call.request.update_mask?.paths ?? []) {
+          if (!path.startsWith('labels.')) {
+            cb(Object.assign(new Error(`unsupported path ${path}`), { code: grpc.status.UNIMPLEMENTED, details: `fake: unsupported path ${path}`, metadata: new grpc.Metadata() }))
+            return
+          }
+          const key = path.slice('labels.'.length)
+          const value = given[key]
+          if (value === undefined || value === '') delete labels[key]
+          else labels[key] = value
+        }
+        image.labels = labels
+        cb(null, { image: toImage(image) })
       },
     })
     server.addService(services.Content.service, {
