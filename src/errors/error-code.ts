@@ -48,6 +48,12 @@ export type P2pErrorCode =
   /** The node name, or the zone label on the node, is not a valid Kubernetes name or label value. */
   | 'ERR_NODE_ZONE_INVALID'
 
+export type KubeErrorCode =
+  /** The Kubernetes API could not be asked or gave no usable answer (token, TLS, HTTP status, JSON, timeout). */
+  | 'ERR_KUBE_API'
+  /** A name sent to the Kubernetes API, or a label it returned, is not a valid Kubernetes name or label value. */
+  | 'ERR_KUBE_INVALID'
+
 export type ContainerdErrorCode =
   | 'ERR_CONTAINERD_UNAVAILABLE'
   | 'ERR_CONTAINERD_TIMEOUT'
@@ -63,4 +69,4 @@ export type SetupErrorCode =
   | 'ERR_DATA_DIR_LOCKED'
   | 'ERR_CLI_OPTION_INVALID'
 
-export type ErrorCode = UpstreamErrorCode | ContentErrorCode | P2pErrorCode | ContainerdErrorCode | SetupErrorCode
+export type ErrorCode = UpstreamErrorCode | ContentErrorCode | P2pErrorCode | KubeErrorCode | ContainerdErrorCode | SetupErrorCode
