@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { parseLabelList } from '../kube/labels.js'
 import { normalizeRegistry } from '../oci/index.js'
 import { parseDuration } from './duration.js'
 import { parseSize } from './size.js'
@@ -51,3 +52,13 @@ export const registryName = z.string().transform((v, ctx) => {
 })
 
 export const nonEmpty = z.string().min(1)
+
+/** `k=v,k2=v2` (or, in the file, a map) of Kubernetes labels. */
+export const labelList = z.union([z.string(), z.record(z.string(), z.string())]).transform((v, ctx) => {
+  try {
+    return parseLabelList(typeof v === 'string' ? v : Object.entries(v).map(([k, x]) => `${k}=${x}`).join(','))
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    return z.NEVER
+  }
+})

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { duration, hostPort, nonEmpty, percent, registryName, size } from './option-types.js'
+import { duration, hostPort, labelList, nonEmpty, percent, registryName, size } from './option-types.js'
 import { mergeRegistryPairs, registriesSchema } from './registries.js'
 import { option } from './option.js'
 
@@ -89,6 +89,20 @@ export const OPTIONS = [
   option('containerd.contentDir', nonEmpty, {
     env: 'FLOTILLA_CONTAINERD_CONTENT_DIR', flag: '--containerd-content-dir <dir>',
     help: 'containerd\'s content directory, read directly when readable',
+  }),
+  option('precache.file', nonEmpty, {
+    env: 'FLOTILLA_PRECACHE', flag: '--precache <file>',
+    help: 'image sets to keep on this node (YAML, watched; in Kubernetes a mounted ConfigMap): pulled, pinned, refreshed',
+  }),
+  option('precache.concurrency', z.coerce.number().int().min(1).max(16), {
+    default: 2, help: 'pre-cache images pulled at once',
+  }),
+  option('precache.pullTimeout', duration, {
+    default: '30m', help: 'bound on pre-caching one image (resolving, pulling, pinning); a failed one is retried with backoff',
+  }),
+  option('nodeLabels', labelList, {
+    env: 'FLOTILLA_NODE_LABELS', flag: '--node-labels <k=v,...>',
+    help: 'this node\'s labels for pre-cache nodeSelectors; unset, on Kubernetes they are read from the node (NODE_NAME, RBAC get on nodes)',
   }),
   option('p2p.listen', nonEmpty, {
     env: 'FLOTILLA_P2P_LISTEN', flag: '--p2p-listen <multiaddr>',

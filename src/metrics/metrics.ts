@@ -59,6 +59,11 @@ export class Metrics {
     name: 'flotilla_p2p_owner_redirects_total', help: 'Peers this owner sent to another peer streaming the blob (fan-out limit reached)', registers: [this.registry],
   })
 
+  readonly precacheImages = new Gauge({
+    name: 'flotilla_precache_images', help: 'Pre-cached images by set and phase (Pending, Pulling, Ready, Failed)',
+    labelNames: ['set', 'phase'] as const, registers: [this.registry],
+  })
+
   readonly peers = new Gauge({
     name: 'flotilla_p2p_peers', help: 'Peers this agent is connected to', registers: [this.registry],
   })

@@ -12,6 +12,8 @@ export interface MirrorRequest {
   readonly localOnly?: boolean
   /** Do not ask peers (a peer asked us as the owner of a digest: we may go upstream, not back to peers). */
   readonly noPeers?: boolean
+  /** Ask the upstream about a tag even while its record is fresh (the pre-cache's refresh). */
+  readonly revalidate?: boolean
 }
 
 export interface ManifestResult {

@@ -111,7 +111,7 @@ export class Mirror {
     if (ref.kind === 'digest') {
       return await withinBound(this.#manifests.byDigest(req, ref.digest, accept), this.#firstByteTimeoutMs, () => { throw this.#late(what) })
     }
-    const key = `${req.registry}/${req.repository}:${ref.tag}|${req.localOnly === true ? 'local' : ''}|${accept ?? ''}`
+    const key = `${req.registry}/${req.repository}:${ref.tag}|${req.localOnly === true ? 'local' : ''}|${req.revalidate === true ? 'fresh' : ''}|${accept ?? ''}`
     return await withinBound(this.#tagFlight.do(key, async () => await this.#tags.resolve(req, ref.tag, accept)), this.#firstByteTimeoutMs,
       async () => await this.#tags.late(req, ref.tag, accept, this.#late(what)))
   }

@@ -46,7 +46,7 @@ export class TagService {
     const what = `manifest ${registry}/${repository}:${tag}`
     const usable = await this.#record(req, tag, accept)
     const now = this.#o.now()
-    if (usable !== undefined && (req.localOnly === true || now - usable.fetchedAt < this.#o.tagTtlMs(registry))) {
+    if (usable !== undefined && (req.localOnly === true || (req.revalidate !== true && now - usable.fetchedAt < this.#o.tagTtlMs(registry)))) {
       const local = await manifests.local(req, usable.digest)
       if (local !== undefined) return manifestResult(usable.digest, local.bytes, 'hit', usable.mediaType)
     }

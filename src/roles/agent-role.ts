@@ -9,6 +9,7 @@ import { openLocalStore } from './open-local-store.js'
 import { openUpstream } from './open-upstream.js'
 import type { Role } from './role.js'
 import { serveMirror } from './serve-mirror.js'
+import { createPrecache } from './start-precache.js'
 
 /**
  * The node agent: the single-node mirror plus what the node offers. The node's containerd is a local source
@@ -25,9 +26,10 @@ export const startAgent: Role = async (config, logger, env) => await LifecycleSt
     : stack.use(await (await import('./start-peer-network.js')).startPeerNetwork(config, logger, env))
   const localSources: ContentSource[] = []
   const { socket, contentDir } = config.containerd
-  const containerd = socket === undefined
+  const node = socket === undefined
     ? undefined
-    : stack.use(await (await import('./start-containerd-source.js')).startContainerdSource({ ...config.containerd, socket }, logger)).source
+    : stack.use(await (await import('./start-containerd-source.js')).startContainerdSource({ ...config.containerd, socket }, logger))
+  const containerd = node?.source
   if (containerd !== undefined) localSources.push(containerd)
   const advertiser = network === undefined
     ? undefined
@@ -47,8 +49,9 @@ export const startAgent: Role = async (config, logger, env) => await LifecycleSt
       ...(advertiser === undefined ? {} : { announce: (digest) => { advertiser.announce([digest]) } }),
     }))
   }
-  return await serveMirror(stack, {
-    config, engine, metrics, logger,
+  const precache = createPrecache(stack, { config, env, logger, mirror: engine.mirror, store: local.store, ...(node === undefined ? {} : { containerd: node.client }) })
+  const daemon = await serveMirror(stack, {
+    config, engine, metrics, logger, precache,
     // Only peers and this host may ask an agent in the network.
     ...(network === undefined ? {} : {
       peers: {
@@ -58,4 +61,7 @@ export const startAgent: Role = async (config, logger, env) => await LifecycleSt
       },
     }),
   })
+  // containerd's pulls come back through the API: it listens now.
+  await precache?.start()
+  return daemon
 })

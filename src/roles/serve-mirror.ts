@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/config-schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import type { ObservabilityOptions } from '../server/observability-handler.js'
+import type { PrecacheService } from '../precache/precache-service.js'
 import type { PeerPolicy } from '../server/peer-policy.js'
 import { createRegistryHandler } from '../server/registry-handler.js'
 import type { BuiltMirror } from './build-mirror.js'
@@ -22,6 +23,8 @@ export interface ServeMirrorOptions {
     count (): number
     readonly policy: PeerPolicy
   }
+  /** The pre-cache: its status page and metric. */
+  readonly precache?: PrecacheService | undefined
 }
 
 /**
@@ -29,14 +32,19 @@ export interface ServeMirrorOptions {
  * API. Both are closed through `stack`, whose close the returned Daemon's is.
  */
 export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions): Promise<Daemon> {
-  const { config, engine: { mirror }, metrics, logger, peers } = o
+  const { config, engine: { mirror }, metrics, logger, peers, precache } = o
   const observability: ObservabilityOptions = {
     metrics,
     isReady: () => peers?.isReady() ?? true,
     beforeScrape: async () => {
       metrics.storeBytes.set(await mirror.storeBytes())
       metrics.peers.set(peers?.count() ?? 0)
+      if (precache !== undefined) {
+        metrics.precacheImages.reset()
+        for (const { set, phase, count } of precache.counts()) metrics.precacheImages.set({ set, phase }, count)
+      }
     },
+    ...(precache === undefined ? {} : { statusPages: { precache: () => precache.status() } }),
   }
   // Started before the API listener, so that a bad metricsListen leaves nothing listening.
   const metricsListener = config.metricsListen === undefined ? undefined : stack.use(await startMetricsListener(config.metricsListen, observability, logger))

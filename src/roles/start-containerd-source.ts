@@ -6,6 +6,8 @@ import { LifecycleStack } from './lifecycle-stack.js'
 
 export interface StartedContainerdSource {
   readonly source: ContainerdContentSource
+  /** The client the source uses, for others that talk to the same containerd (the pre-cache). */
+  readonly client: ContainerdClient
   close (): Promise<void>
 }
 
@@ -19,6 +21,6 @@ export async function startContainerdSource (containerd: Config['containerd'] & 
       ...(containerd.contentDir === undefined ? {} : { contentDir: containerd.contentDir }),
     }))
     await source.start()
-    return { source, close: async () => { await stack.close() } }
+    return { source, client, close: async () => { await stack.close() } }
   })
 }

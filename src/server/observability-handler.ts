@@ -11,18 +11,28 @@ export interface ObservabilityOptions {
   readonly isReady: () => boolean
   /** Refreshes gauges that are read, not pushed (store size, peers), before /metrics answers. */
   readonly beforeScrape?: () => Promise<void>
+  /** JSON status pages, served at `/status/<name>` to whoever may scrape (e.g. `precache`). */
+  readonly statusPages?: Readonly<Record<string, () => unknown>>
 }
 
-export type ObservabilityPath = '/healthz' | '/readyz' | '/metrics'
+export type ObservabilityPath = '/healthz' | '/readyz' | '/metrics' | `/status/${string}`
 
 function isObservabilityPath (pathname: string): pathname is ObservabilityPath {
-  return pathname === '/healthz' || pathname === '/readyz' || pathname === '/metrics'
+  return pathname === '/healthz' || pathname === '/readyz' || pathname === '/metrics' || pathname.startsWith('/status/')
 }
 
-/** Answers a health probe or a scrape; who may ask is decided by the listener that calls it. */
+/** Answers a health probe, a scrape or a status page; who may ask is decided by the listener that calls it. */
 async function serveObservability (path: ObservabilityPath, method: string, res: ServerResponse, o: ObservabilityOptions): Promise<void> {
   if (path === '/healthz') return sendText(res, 200, 'ok\n', method)
   if (path === '/readyz') return sendText(res, o.isReady() ? 200 : 503, o.isReady() ? 'ready\n' : 'not ready\n', method)
+  if (path.startsWith('/status/')) {
+    const name = path.slice('/status/'.length)
+    const page = Object.hasOwn(o.statusPages ?? {}, name) ? o.statusPages?.[name] : undefined
+    if (page === undefined) {
+      throw new OciError('NAME_UNKNOWN', name === 'precache' ? 'pre-cache is not configured on this agent (precache.file, --precache FILE)' : `no status page ${name} here`)
+    }
+    return sendText(res, 200, `${JSON.stringify(page(), null, 2)}\n`, method, 'application/json')
+  }
   await o.beforeScrape?.()
   sendText(res, 200, await o.metrics.registry.metrics(), method, o.metrics.registry.contentType)
 }
@@ -34,20 +44,20 @@ async function serveObservability (path: ObservabilityPath, method: string, res:
 export function observabilityRoute (o: ObservabilityOptions, mayScrape: (req: IncomingMessage) => boolean): Route {
   return {
     isCounted: false,
-    matches: ({ pathname }, req) => isObservabilityPath(pathname) && (pathname !== '/metrics' || mayScrape(req)),
+    matches: ({ pathname }, req) => isObservabilityPath(pathname) && ((pathname === '/healthz' || pathname === '/readyz') || mayScrape(req)),
     serve: async ({ target, method, res }) => {
       if (isObservabilityPath(target.pathname)) await serveObservability(target.pathname, method, res, o)
     },
   }
 }
 
-/** The `metricsListen` server: /metrics, /healthz and /readyz to anyone who can reach its address, nothing else. */
+/** The `metricsListen` server: /metrics, /healthz, /readyz and /status/* to anyone who can reach its address, nothing else. */
 export function createObservabilityHandler (o: ObservabilityOptions & { readonly logger: Logger }): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const method = req.method ?? 'GET'
     const run = async (): Promise<void> => {
       const { pathname } = parseRequestTarget(req.url ?? '')
-      if (!isObservabilityPath(pathname)) throw new OciError('NAME_UNKNOWN', 'this listener serves /metrics, /healthz and /readyz only')
+      if (!isObservabilityPath(pathname)) throw new OciError('NAME_UNKNOWN', 'this listener serves /metrics, /healthz, /readyz and /status/ pages only')
       if (method !== 'GET' && method !== 'HEAD') throw new OciError('UNSUPPORTED', `${method} is not supported here`)
       await serveObservability(pathname, method, res, o)
     }

@@ -1,0 +1,84 @@
+import type { Logger } from 'pino'
+import type { NodeApiOptions } from '../kube/node-labels.js'
+import { NodeLabelsSource } from './node-labels-source.js'
+import { PrecacheFile } from './precache-file.js'
+import type { PrecachePhase, PrecacheStatus } from './precache-status.js'
+import type { PinSupport, PrecacheTarget } from './precache-target.js'
+import { Precacher, type PrecacherOptions } from './precacher.js'
+
+export interface PrecacheServiceOptions extends Omit<PrecacherOptions, 'target' | 'logger'> {
+  readonly file: string
+  readonly target: PrecacheTarget
+  readonly logger: Logger
+  readonly configuredLabels?: Readonly<Record<string, string>>
+  /** The node object to read labels from (in a cluster, when none are configured). */
+  readonly node?: NodeApiOptions
+  readonly nodeLabelsIntervalMs?: number
+  readonly filePollMs?: number
+}
+
+/**
+ * The pre-cache of one agent: its file, the node's labels and the reconciler that keeps the selected images
+ * on the target; `status()` is what `GET /status/precache` answers.
+ */
+export class PrecacheService {
+  readonly #precacher: Precacher
+  readonly #file: PrecacheFile
+  readonly #labels: NodeLabelsSource
+  readonly #target: PrecacheTarget
+  readonly #logger: Logger
+  #pin: PinSupport = { honoured: null, containerdVersion: null, note: null }
+
+  constructor (o: PrecacheServiceOptions) {
+    const logger = o.logger
+    this.#logger = logger
+    this.#target = o.target
+    this.#precacher = new Precacher({ ...o, logger })
+    this.#file = new PrecacheFile({
+      path: o.file, logger, onSpec: (spec) => { this.#precacher.setSpec(spec) }, ...(o.filePollMs === undefined ? {} : { pollMs: o.filePollMs }),
+    })
+    this.#labels = new NodeLabelsSource({
+      logger, onLabels: (labels) => { this.#precacher.setNodeLabels(labels) },
+      ...(o.configuredLabels === undefined ? {} : { configured: o.configuredLabels }),
+      ...(o.node === undefined ? {} : { node: o.node }),
+      ...(o.nodeLabelsIntervalMs === undefined ? {} : { intervalMs: o.nodeLabelsIntervalMs }),
+    })
+  }
+
+  /** Reads the file and the labels, then starts pulling; call once the registry API listens (pulls come back to it). */
+  async start (): Promise<void> {
+    await Promise.all([this.#file.start(), this.#labels.start()])
+    this.#precacher.start()
+    const support = await this.#target.pinSupport?.(AbortSignal.timeout(5000)).catch((err: unknown) => {
+      this.#logger.warn({ err }, 'cannot tell whether containerd honours image pins')
+      return undefined
+    })
+    if (support !== undefined) {
+      this.#pin = support
+      if (support.honoured === false) this.#logger.warn({ containerd: support.containerdVersion }, support.note ?? 'containerd ignores image pins')
+    }
+  }
+
+  async close (): Promise<void> {
+    this.#file.close()
+    this.#labels.close()
+    await this.#precacher.close()
+  }
+
+  status (): PrecacheStatus {
+    return {
+      file: this.#file.path,
+      fileError: this.#file.error ?? null,
+      loadedAt: this.#file.loadedAt?.toISOString() ?? null,
+      mode: this.#target.mode,
+      nodeLabels: this.#precacher.nodeLabels ?? null,
+      nodeLabelsError: this.#labels.error ?? null,
+      pin: this.#pin,
+      sets: this.#precacher.sets(),
+    }
+  }
+
+  counts (): Array<{ set: string, phase: PrecachePhase, count: number }> {
+    return this.#precacher.counts()
+  }
+}
