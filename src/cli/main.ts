@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander'
 import { hasCode } from '../errors/flotilla-error.js'
 import { registerClusterKey } from './cluster-key-command.js'
 import { registerContainerd } from './containerd-command.js'
+import { registerPrecache } from './precache-command.js'
 import { registerServe } from './serve-command.js'
 
 /** Every failure ends as one line on stderr and a non-zero exit; never a stack trace for user errors. */
@@ -23,6 +24,7 @@ const program = new Command()
 registerServe(program)
 registerContainerd(program)
 registerClusterKey(program)
+registerPrecache(program)
 
 try {
   await program.parseAsync(process.argv)
