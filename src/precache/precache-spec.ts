@@ -34,10 +34,7 @@ const SET_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
 const specSchema = z.strictObject({
   sets: z.array(z.strictObject({
     name: z.string().max(63).regex(SET_NAME, 'expected a lowercase name (a-z, 0-9, - and .), e.g. web'),
-    nodeSelector: z.record(
-      z.string().refine(isLabelKey, 'not a Kubernetes label key'),
-      z.string().refine(isLabelValue, 'not a Kubernetes label value'),
-    ).optional(),
+    nodeSelector: z.record(z.string(), z.string().refine(isLabelValue, 'not a Kubernetes label value')).optional(),
     images: z.array(z.string()).default([]),
     refresh: duration.optional(),
     platforms: z.array(z.string()).optional(),
@@ -66,6 +63,8 @@ export function parsePrecacheSpec (text: string, file = 'pre-cache file'): Preca
   const sets = parsed.data.sets.map((s, i): PrecacheSet => {
     if (seen.has(s.name)) throw new ConfigError(`${file}: sets.${i}.name: set ${s.name} is declared twice`)
     seen.add(s.name)
+    const badKey = Object.keys(s.nodeSelector ?? {}).find((k) => !isLabelKey(k))
+    if (badKey !== undefined) throw new ConfigError(`${file}: sets.${i}.nodeSelector.${badKey}: not a Kubernetes label key`)
     const refreshMs = s.refresh ?? DEFAULT_REFRESH_MS
     if (refreshMs < MIN_REFRESH_MS) throw new ConfigError(`${file}: sets.${i}.refresh: at least 1s`)
     const platforms = (s.platforms ?? []).map((p, j) => {
