@@ -47,9 +47,11 @@ const specSchema = z.strictObject({
  */
 export function parsePrecacheSpec (text: string, file = 'pre-cache file'): PrecacheSpec {
   if (Buffer.byteLength(text) > MAX_SPEC_BYTES) throw new ConfigError(`${file}: larger than ${MAX_SPEC_BYTES} bytes`)
+  // A file caught half-written (truncated, then written) must not read as "no sets" and unpin everything.
+  if (text.trim() === '') throw new ConfigError(`${file}: empty (to declare no sets, write sets: [])`)
   let raw: unknown
   try {
-    raw = parseYaml(text, { prettyErrors: false, maxAliasCount: 100 }) ?? {}
+    raw = parseYaml(text, { prettyErrors: false, maxAliasCount: 100 })
   } catch (err) {
     throw new ConfigError(`${file}: not valid YAML: ${oneLine((err as Error).message)}`, { cause: err })
   }

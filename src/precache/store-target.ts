@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
 import { DEFAULT_MANIFEST_ACCEPT, normalizePlatform, parseManifest, platformMatches, type Digest, type ManifestRef, type ParsedManifest, type Platform } from '../oci/index.js'
 import type { BlobStore } from '../store/blob-store.js'
-import type { HeldImage, PrecacheTarget, WantedImage } from './precache-target.js'
+import type { HeldImage, PinSupport, PrecacheTarget, WantedImage } from './precache-target.js'
 
 const ARCHITECTURES: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' }
 
@@ -107,6 +107,11 @@ export class StoreTarget implements PrecacheTarget {
     if (w === undefined) return
     for (const d of w.digests) this.#o.store.pins.unpin(d, pinReason(key))
     this.#warmed.delete(key)
+  }
+
+  /** The store's own pins: its eviction never takes a pinned blob. */
+  async pinSupport (): Promise<PinSupport> {
+    return { honoured: true, containerdVersion: null, note: 'pinned in the agent\'s store: eviction never takes a pre-cached blob' }
   }
 
   #platforms (image: WantedImage): readonly Platform[] {

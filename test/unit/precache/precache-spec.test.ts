@@ -46,14 +46,17 @@ sets:
     assert.equal(images[2]?.key, 'docker.io/library/busybox:latest')
   })
 
-  it('an empty file declares no sets', () => {
-    assert.deepEqual(parsePrecacheSpec(''), { sets: [] })
+  it('declares no sets only when it says so: an empty file is refused (it may be half-written)', () => {
     assert.deepEqual(parsePrecacheSpec('sets: []'), { sets: [] })
+    assert.deepEqual(parsePrecacheSpec('{}'), { sets: [] })
+    assert.throws(() => parsePrecacheSpec(' \n', 'f.yaml'), /^ConfigError: f\.yaml: empty \(to declare no sets, write sets: \[\]\)$/)
   })
 
   const bad: Array<[string, string, RegExp]> = [
     ['YAML that does not parse', 'sets: [ {', /^f\.yaml: not valid YAML: /],
     ['a list at the top', '- a', /^f\.yaml: /],
+    ['a scalar', 'hello', /^f\.yaml: /],
+    ['null', '~', /^f\.yaml: /],
     ['an unknown key', 'sets: []\nset: []', /^f\.yaml: .*set/],
     ['an unknown key in a set', 'sets: [{ name: a, image: [x] }]', /^f\.yaml: sets\.0: .*image/],
     ['a set without a name', 'sets: [{ images: [x] }]', /^f\.yaml: sets\.0\.name: /],
