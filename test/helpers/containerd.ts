@@ -22,6 +22,11 @@ export interface ContainerdOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error'
   /** Bound on startup; default 20 s. */
   readyTimeoutMs?: number
+  /**
+   * Run the daemon inside this network namespace (`ip netns exec NAME containerd …`): its own pulls (CRI,
+   * transfer) then dial from there, e.g. to an agent on the namespace's 127.0.0.1. The sockets stay files.
+   */
+  netns?: string
 }
 
 export interface CtrOptions {
@@ -231,7 +236,10 @@ export async function startContainerd (options: ContainerdOptions = {}): Promise
     const ctrRaw = async (args: readonly string[], timeoutMs: number): Promise<CommandResult> =>
       await runCommand(CTR_BIN, ['--address', socket, ...args], { timeoutMs })
 
-    proc = await startProcess(CONTAINERD_BIN, ['--config', configPath], {
+    const [daemonCmd, daemonArgs] = options.netns === undefined
+      ? [CONTAINERD_BIN, ['--config', configPath]]
+      : ['ip', ['netns', 'exec', options.netns, CONTAINERD_BIN, '--config', configPath]]
+    proc = await startProcess(daemonCmd, daemonArgs, {
       name: 'containerd',
       logFile: options.logFile,
       readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
