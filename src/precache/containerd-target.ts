@@ -28,6 +28,8 @@ export interface ContainerdTargetOptions {
 export class ContainerdTarget implements PrecacheTarget {
   readonly mode = 'containerd'
   readonly #o: ContainerdTargetOptions
+  /** What CRI's ImageStatus said of the last image flotilla pinned: the evidence that beats the version. */
+  #criReportsPin: boolean | undefined
 
   constructor (options: ContainerdTargetOptions) {
     this.#o = options
@@ -90,11 +92,12 @@ export class ContainerdTarget implements PrecacheTarget {
 
   /**
    * containerd reports the pin to the kubelet from 1.6.25 and 1.7.10 (and the kubelet honours it from
-   * 1.28.2): older ones garbage-collect a pinned image like any other.
+   * 1.28.2): older ones garbage-collect a pinned image like any other. What CRI's ImageStatus said of a
+   * pinned image, once one was seen, beats the version.
    */
   async pinSupport (signal: AbortSignal): Promise<PinSupport> {
     const { version } = await this.#o.client.version(signal)
-    const honoured = reportsPins(version) ?? null
+    const honoured = this.#criReportsPin ?? reportsPins(version) ?? null
     return {
       honoured,
       containerdVersion: version,
@@ -106,6 +109,7 @@ export class ContainerdTarget implements PrecacheTarget {
 
   async #held (image: WantedImage, record: ContainerdImage, signal: AbortSignal): Promise<HeldImage> {
     const status = await this.#o.cri.imageStatus(image.key, signal).catch(() => undefined)
+    if (status !== undefined && record.labels[PINNED_LABEL] === PINNED_VALUE) this.#criReportsPin = status.pinned
     return {
       digest: parseDigest(record.target.digest).digest,
       isPinned: record.labels[PINNED_LABEL] === PINNED_VALUE,

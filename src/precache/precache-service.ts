@@ -28,6 +28,7 @@ export class PrecacheService {
   readonly #target: PrecacheTarget
   readonly #logger: Logger
   #pin: PinSupport = { honoured: null, containerdVersion: null, note: null }
+  #pinTimer: NodeJS.Timeout | undefined
 
   constructor (o: PrecacheServiceOptions) {
     const logger = o.logger
@@ -49,17 +50,24 @@ export class PrecacheService {
   async start (): Promise<void> {
     await Promise.all([this.#file.start(), this.#labels.start()])
     this.#precacher.start()
+    await this.#checkPins()
+    // Again later: once an image is pinned, what containerd reports of it is better evidence than its version.
+    this.#pinTimer = setInterval(() => { void this.#checkPins() }, 60_000)
+    this.#pinTimer.unref()
+  }
+
+  async #checkPins (): Promise<void> {
     const support = await this.#target.pinSupport?.(AbortSignal.timeout(5000)).catch((err: unknown) => {
       this.#logger.warn({ err }, 'cannot tell whether containerd honours image pins')
       return undefined
     })
-    if (support !== undefined) {
-      this.#pin = support
-      if (support.honoured === false) this.#logger.warn({ containerd: support.containerdVersion }, support.note ?? 'containerd ignores image pins')
-    }
+    if (support === undefined) return
+    if (support.honoured === false && this.#pin.honoured !== false) this.#logger.warn({ containerd: support.containerdVersion }, support.note ?? 'containerd ignores image pins')
+    this.#pin = support
   }
 
   async close (): Promise<void> {
+    clearInterval(this.#pinTimer)
     this.#file.close()
     this.#labels.close()
     await this.#precacher.close()
