@@ -37,8 +37,8 @@ function manifestMediaType (bytes: Buffer): string | undefined {
   }
 }
 
-export function manifestResult (digest: Digest, bytes: Buffer, source: RequestResult, mediaType: string, staleSeconds?: number): ManifestResult {
-  return { digest, mediaType, size: bytes.byteLength, body: bytes, source, ...(staleSeconds === undefined ? {} : { staleSeconds }) }
+export function manifestResult (digest: Digest, bytes: Buffer, source: RequestResult, mediaType: string, tag: Pick<ManifestResult, 'staleSeconds' | 'confirmedAt'> = {}): ManifestResult {
+  return { digest, mediaType, size: bytes.byteLength, body: bytes, source, ...tag }
 }
 
 /** An upstream call that ended because its shared bound ran out is a timeout of that upstream, not an unknown error. */

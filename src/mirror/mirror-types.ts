@@ -24,6 +24,8 @@ export interface ManifestResult {
   readonly source: RequestResult
   /** Seconds since the tag was last confirmed upstream, when it was served stale because the upstream failed. */
   readonly staleSeconds?: number
+  /** A tag's answer: when the upstream last confirmed it (epoch ms); absent when only this node or a peer vouches for it. */
+  readonly confirmedAt?: number
 }
 
 export interface BlobResult {

@@ -48,7 +48,7 @@ export class TagService {
     const now = this.#o.now()
     if (usable !== undefined && (req.localOnly === true || (req.revalidate !== true && now - usable.fetchedAt < this.#o.tagTtlMs(registry)))) {
       const local = await manifests.local(req, usable.digest)
-      if (local !== undefined) return manifestResult(usable.digest, local.bytes, 'hit', usable.mediaType)
+      if (local !== undefined) return manifestResult(usable.digest, local.bytes, 'hit', usable.mediaType, { confirmedAt: usable.fetchedAt })
     }
     if (req.localOnly === true) return await this.#fromNodeSources(req, tag, accept, what)
     if (!upstream.has(registry)) {
@@ -66,7 +66,7 @@ export class TagService {
           const local = await manifests.local(req, usable.digest)
           if (local !== undefined) {
             await this.#keep(req, tag, { ...usable, fetchedAt: now, ...(head.etag === undefined ? {} : { etag: head.etag }) })
-            return manifestResult(usable.digest, local.bytes, 'hit', usable.mediaType)
+            return manifestResult(usable.digest, local.bytes, 'hit', usable.mediaType, { confirmedAt: now })
           }
         }
       }
@@ -79,7 +79,7 @@ export class TagService {
         })
         this.#o.announce?.([`${registry}/${repository}:${tag}`])
       }
-      return manifestResult(digest, m.bytes, 'upstream', m.mediaType)
+      return manifestResult(digest, m.bytes, 'upstream', m.mediaType, { confirmedAt: now })
     } catch (caught) {
       const err = boundedError(caught, shared, registry, what)
       // Unreachable, failing or too slow: the upstream cannot be asked now.
@@ -129,7 +129,7 @@ export class TagService {
     this.#o.metrics.staleServed.inc({ registry: req.registry })
     this.#o.metrics.staleAge.set({ registry: req.registry }, staleSeconds)
     this.#o.logger.warn({ ref: `${req.registry}/${req.repository}:${tag}`, staleSeconds, err: cause.message }, 'upstream failed; serving the last known digest')
-    return manifestResult(record.digest, bytes, 'stale', record.mediaType, staleSeconds)
+    return manifestResult(record.digest, bytes, 'stale', record.mediaType, { staleSeconds, confirmedAt: record.fetchedAt })
   }
 
   async #fromNodeSources (req: MirrorRequest, tag: Tag, accept: string | undefined, what: string, cause?: FlotillaError): Promise<ManifestResult> {

@@ -5,10 +5,10 @@ import type { PrecachePhase, PrecacheSetStatus } from './precache-status.js'
 import type { PrecacheImage, PrecacheSpec } from './precache-spec.js'
 import type { HeldImage, PrecacheTarget, WantedImage } from './precache-target.js'
 
-/** A tag resolved through the agent: the digest, and when it was last confirmed upstream or by a peer (epoch ms). */
+/** A tag resolved through the agent: the digest, and when the upstream last confirmed it (epoch ms; absent: not confirmed, only held). */
 export interface ResolvedImageTag {
   readonly digest: Digest
-  readonly confirmedAt: number
+  readonly confirmedAt?: number
 }
 
 export interface PrecacherOptions {
@@ -264,7 +264,7 @@ export class Precacher {
         try {
           const resolved = await this.#o.resolveTag(e.image, signal)
           wanted = resolved.digest
-          e.lastConfirmed = resolved.confirmedAt
+          if (resolved.confirmedAt !== undefined) e.lastConfirmed = Math.max(e.lastConfirmed ?? 0, resolved.confirmedAt)
         } catch (err) {
           if (signal.aborted) throw err
           notConfirmed = `tag not confirmed: ${message(err)}`

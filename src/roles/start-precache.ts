@@ -50,7 +50,7 @@ export function createPrecache (stack: LifecycleStack, o: PrecacheParts): Precac
       const { registry, repository, tag } = image.ref
       if (tag === undefined) throw new TypeError(`${image.key} has no tag to resolve`)
       const r = await o.mirror.getManifest({ registry, repository, signal, revalidate: true }, { kind: 'tag', tag }, DEFAULT_MANIFEST_ACCEPT)
-      return { digest: r.digest, confirmedAt: Date.now() - (r.staleSeconds ?? 0) * 1000 }
+      return { digest: r.digest, ...(r.confirmedAt === undefined ? {} : { confirmedAt: r.confirmedAt }) }
     },
   })
   return stack.use(service)
