@@ -28,7 +28,7 @@ void describe('flotilla serve (flags)', () => {
       '-c, --config <file>', '-l, --listen <host:port>', '-d, --data-dir <dir>', '--default-registry <name>', '--log-level <level>',
       '--credentials-file <file>', '--first-byte-timeout <duration>', '--stall-timeout <duration>', '--metrics-listen <host:port>',
       '--tls-cert <file>', '--tls-key <file>', '--store-max-bytes <size>', '--store-max-disk-percent <n>', '-r, --registry <name=url>', '--containerd-socket <path>', '--containerd-namespace <ns>',
-      '--containerd-content-dir <dir>', '--p2p-listen <multiaddr>', '--bootstrap <multiaddr|dns:name>', '--cluster-key-file <file>',
+      '--containerd-content-dir <dir>', '--precache <file>', '--node-labels <k=v,...>', '--p2p-listen <multiaddr>', '--bootstrap <multiaddr|dns:name>', '--cluster-key-file <file>',
       '--zone <name>', '--peer-address <host:port>', '--owner-fanout <n>',
     ])
   })
