@@ -9,6 +9,7 @@ import type { PassThroughResponse, Upstream } from '../upstream/upstream.js'
 import type { BlobFetch } from './blob-fetch.js'
 import { BlobService } from './blob-service.js'
 import { ContentScope } from './content-scope.js'
+import { LoadService } from './load-service.js'
 import type { ContentSource } from './content-source.js'
 import { withinBound } from './first-byte-bound.js'
 import { ManifestService } from './manifest-service.js'
@@ -68,6 +69,8 @@ export class Mirror {
   readonly #tagFlight = new SingleFlight<ManifestResult>()
   readonly #blobs: BlobService
   readonly #passThrough: PassThrough
+  /** Content given to this node (`flotilla load`), kept as if fetched. */
+  readonly load: LoadService
 
   constructor (o: MirrorOptions) {
     const now = o.now ?? Date.now
@@ -94,6 +97,10 @@ export class Mirror {
       ...(o.announce === undefined ? {} : { announce: o.announce }),
     })
     this.#passThrough = new PassThrough({ upstream: o.upstream, tags: o.tags, logger: o.logger })
+    this.load = new LoadService({
+      store: o.store, tags: o.tags, manifests: this.#manifests, now,
+      ...(o.announce === undefined ? {} : { announce: o.announce }),
+    })
   }
 
   /** Downloads in progress (for status and shutdown). */

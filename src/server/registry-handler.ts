@@ -3,6 +3,7 @@ import { isLoopbackAddress } from '../http/is-loopback-address.js'
 import { observabilityRoute, type ObservabilityOptions } from './observability-handler.js'
 import { clientsOnlyPolicy, type PeerPolicy } from './peer-policy.js'
 import { pullApiRoute, type PullApiOptions } from './pull-api-route.js'
+import { pushApiRoute } from './push-api-route.js'
 import type { Route } from './route.js'
 import { createRouteHandler, type Handler } from './route-handler.js'
 
@@ -23,6 +24,8 @@ function registryRoutes (o: RegistryHandlerOptions): Route[] {
     // Probes reveal nothing and load balancers need them; metrics do, so only this host scrapes them here
     // (others use the metricsListen address, if the operator opened one).
     observabilityRoute(o, (req) => isLoopbackAddress(req.socket.remoteAddress)),
+    // Content given to this node (flotilla load): this host and cluster peers only.
+    pushApiRoute({ ...o, peerPolicy: o.peerPolicy ?? clientsOnlyPolicy() }),
     // Last: it answers every other path, NAME_UNKNOWN for what is not the pull API.
     pullApiRoute({ ...o, peerPolicy: o.peerPolicy ?? clientsOnlyPolicy() }),
   ]

@@ -207,8 +207,10 @@ void describe('pull-through mirror (issue 2)', () => {
       ['GET', `/v2/${REPO}/manifests/x?ns=bad%20host!`, 400, 'NAME_INVALID'],
       ['GET', '/v2/nothing-here', 404, 'NAME_UNKNOWN'],
       ['GET', '/elsewhere', 404, 'NAME_UNKNOWN'],
-      ['POST', `/v2/${REPO}/blobs/uploads/`, 405, 'UNSUPPORTED'],
-      ['PUT', `/v2/${REPO}/manifests/${TAG}`, 405, 'UNSUPPORTED'],
+      // This host may push (flotilla load): whole blobs and manifests only, and valid ones.
+      ['PATCH', `/v2/${REPO}/blobs/uploads/some-upload`, 405, 'UNSUPPORTED'],
+      ['PUT', `/v2/${REPO}/blobs/uploads/no-such-upload?digest=${image.largeLayerDigest}`, 404, 'BLOB_UPLOAD_UNKNOWN'],
+      ['PUT', `/v2/${REPO}/manifests/${TAG}`, 400, 'MANIFEST_INVALID'],
       ['DELETE', `/v2/${REPO}/blobs/${image.largeLayerDigest}`, 405, 'UNSUPPORTED'],
     ]
     for (const [method, path, status, code] of cases) {
