@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander'
 import { hasCode } from '../errors/flotilla-error.js'
 import { registerClusterKey } from './cluster-key-command.js'
 import { registerContainerd } from './containerd-command.js'
+import { registerImages } from './images-command.js'
 import { registerPrecache } from './precache-command.js'
 import { registerServe } from './serve-command.js'
 
@@ -25,6 +26,7 @@ registerServe(program)
 registerContainerd(program)
 registerClusterKey(program)
 registerPrecache(program)
+registerImages(program)
 
 try {
   await program.parseAsync(process.argv)
