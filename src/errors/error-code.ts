@@ -69,4 +69,14 @@ export type SetupErrorCode =
   | 'ERR_DATA_DIR_LOCKED'
   | 'ERR_CLI_OPTION_INVALID'
 
-export type ErrorCode = UpstreamErrorCode | ContentErrorCode | P2pErrorCode | KubeErrorCode | ContainerdErrorCode | SetupErrorCode
+export type BundleErrorCode =
+  /** Not a bundle: not a tar, truncated, or a malformed index.json, oci-layout or flotilla-bundle.json. */
+  | 'ERR_BUNDLE_INVALID'
+  /** A blob's bytes do not match its digest or its declared size. */
+  | 'ERR_BUNDLE_DIGEST'
+  /** An image lacks content it needs (a manifest, config or layer). */
+  | 'ERR_BUNDLE_INCOMPLETE'
+  /** The bundle file (or the zstd process) could not be read or written. */
+  | 'ERR_BUNDLE_IO'
+
+export type ErrorCode = UpstreamErrorCode | ContentErrorCode | P2pErrorCode | KubeErrorCode | ContainerdErrorCode | SetupErrorCode | BundleErrorCode
