@@ -6,7 +6,9 @@ import { hasCode } from '../errors/flotilla-error.js'
 import { registerClusterKey } from './cluster-key-command.js'
 import { registerContainerd } from './containerd-command.js'
 import { registerImages } from './images-command.js'
+import { registerLoad } from './load-command.js'
 import { registerPrecache } from './precache-command.js'
+import { registerSave } from './save-command.js'
 import { registerServe } from './serve-command.js'
 
 /** Every failure ends as one line on stderr and a non-zero exit; never a stack trace for user errors. */
@@ -27,6 +29,8 @@ registerContainerd(program)
 registerClusterKey(program)
 registerPrecache(program)
 registerImages(program)
+registerSave(program)
+registerLoad(program)
 
 try {
   await program.parseAsync(process.argv)

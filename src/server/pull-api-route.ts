@@ -48,7 +48,9 @@ export function pullApiRoute (o: PullApiOptions): Route {
       tally.registry = repo.registry
       // The loop guard: a peer's request is answered without asking peers, a `local` one from what is here.
       const mode = admission.kind === 'peer' ? admission.mode : undefined
-      const mreq: MirrorRequest = { ...repo, signal, localOnly: mode === 'local', noPeers: mode !== undefined }
+      // `Cache-Control: only-if-cached` (RFC 9111) asks what is here, as a peer in local mode does (flotilla load).
+      const onlyIfCached = /(^|,)\s*only-if-cached\s*(,|$)/i.test(String(req.headers['cache-control'] ?? ''))
+      const mreq: MirrorRequest = { ...repo, signal, localOnly: mode === 'local' || onlyIfCached, noPeers: mode !== undefined || onlyIfCached }
       tally.result = await serveRoute(route, mreq, mode === 'owner', target, req, res, o)
     },
   }
