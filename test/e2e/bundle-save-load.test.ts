@@ -33,6 +33,7 @@ void describe('air-gap bundles on one node (issue 12)', () => {
   let singleRef: string
   let bundle: string
   const cacheDir = (): string => join(work.path, 'cache')
+  const delta = (): string => join(work.path, 'delta.tar')
 
   before(async () => {
     work = await makeTempDir('bundle-e2e')
@@ -108,6 +109,19 @@ void describe('air-gap bundles on one node (issue 12)', () => {
     }
   })
 
+  test('save --exclude-from ships only what the earlier bundle lacks; --max-part-size splits into parts', async () => {
+    const r = await flotilla(['save', '-o', delta(), '--registry', `${registry.host}=${registry.url}`, '--cache-dir', cacheDir(), '--exclude-from', bundle, multiRef])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /blobs left out/)
+    const other = multi.manifests.find((m) => m.platform.architecture !== hostArchitecture())
+    const listing = (await runCommandChecked('tar', ['-tf', delta()], { timeoutMs: 30_000 })).stdout
+    assert.ok(other !== undefined && listing.includes(other.configDigest.slice(7)), 'the other platform is shipped')
+    assert.ok(!listing.includes(multi.largeLayerDigest.slice(7)), 'the shared layer is shipped again')
+    const parts = await flotilla(['save', '-o', join(work.path, 'split.tar'), '--registry', `${registry.host}=${registry.url}`, '--cache-dir', cacheDir(), '--max-part-size', '3MB', multiRef, singleRef])
+    assert.equal(parts.code, 0, parts.stderr)
+    assert.match(parts.stdout, /split\.part-001-of-00\d\.tar/)
+  })
+
   describe('load into an agent whose upstream is gone', () => {
     let agent: FlotillaAgent
     before(async () => {
@@ -141,6 +155,10 @@ void describe('air-gap bundles on one node (issue 12)', () => {
       assert.notEqual(short.code, 0)
       assert.match(short.stderr, /^flotilla: .*(truncated|ended|incomplete|unexpected end)/i)
 
+      const early = await flotilla(['load', delta(), '--agent', agent.url])
+      assert.notEqual(early.code, 0)
+      assert.match(early.stderr, new RegExp(`^flotilla: ${multiRef.replace(/[.]/g, '\\.')} lacks \\d+ blob\\(s\\)`))
+
       for (const ref of [multiRef, singleRef]) {
         const path = ref.slice(registry.host.length + 1).replace(':', '/manifests/')
         const res = await fetch(`${agent.url}/v2/${path}`, { signal: AbortSignal.timeout(10_000) })
@@ -161,6 +179,28 @@ void describe('air-gap bundles on one node (issue 12)', () => {
       const again = await flotilla(['load', bundle, '--agent', agent.url])
       assert.equal(again.code, 0, again.stderr)
       assert.match(again.stdout, / 0 new,/)
+      // The delta on top: now the other platform is there too.
+      const d = await flotilla(['load', delta(), '--agent', agent.url])
+      assert.equal(d.code, 0, d.stderr)
+      const other = multi.manifests.find((m) => m.platform.architecture !== hostArchitecture())
+      const res = await fetch(`${agent.url}/v2/bundle/multi/blobs/${other?.configDigest ?? ''}`, { headers: { 'cache-control': 'only-if-cached' }, signal: AbortSignal.timeout(10_000) })
+      assert.equal(res.status, 200)
+    })
+
+    test('the parts of a split bundle load in any order', async () => {
+      const fresh = await startFlotilla({ registries: { [registry.host]: registry.url }, args: ['--default-registry', registry.host] })
+      try {
+        const { readdir } = await import('node:fs/promises')
+        const parts = (await readdir(work.path)).filter((f) => /^split\.part-\d{3}-of-\d{3}\.tar$/.test(f)).sort().reverse().map((f) => join(work.path, f))
+        assert.ok(parts.length >= 2, parts.join(' '))
+        const r = await flotilla(['load', ...parts, '--agent', fresh.url])
+        assert.equal(r.code, 0, r.stderr)
+        assert.match(r.stdout, /^loaded 2 image\(s\)/)
+        const head = await fetch(`${fresh.url}/v2/bundle/single/manifests/v1`, { method: 'HEAD', signal: AbortSignal.timeout(10_000) })
+        assert.equal(head.status, 200)
+      } finally {
+        await fresh.stop()
+      }
     })
   })
 })
