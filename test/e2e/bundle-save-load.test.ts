@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { copyFile, open, readFile, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { startContainerd, type Containerd } from '../helpers/containerd.js'
+import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js'
 import { startDistribution, type Distribution } from '../helpers/distribution.js'
 import { flotillaCommand, startFlotilla, type FlotillaAgent } from '../helpers/flotilla-agent.js'
 import { runCommand, runCommandChecked, type CommandResult } from '../helpers/run-command.js'
@@ -185,6 +185,23 @@ void describe('air-gap bundles on one node (issue 12)', () => {
       const other = multi.manifests.find((m) => m.platform.architecture !== hostArchitecture())
       const res = await fetch(`${agent.url}/v2/bundle/multi/blobs/${other?.configDigest ?? ''}`, { headers: { 'cache-control': 'only-if-cached' }, signal: AbortSignal.timeout(10_000) })
       assert.equal(res.status, 200)
+    })
+
+    test('load --containerd-socket: the node\'s containerd pulls each image from the agent, named for the kubelet', async () => {
+      let ctrd: Containerd | undefined
+      try {
+        ctrd = await startContainerd({ namespace: 'k8s.io' })
+        // The upstream is stopped: containerd's only way to the images is its hosts.toml mirror, the agent.
+        await writeHostsToml(ctrd.certsDir, registry.host, { server: registry.url, mirrors: [{ url: agent.url, dialTimeout: '200ms' }] })
+        const r = await flotilla(['load', bundle, '--agent', agent.url, '--containerd-socket', ctrd.socket])
+        assert.equal(r.code, 0, r.stderr)
+        assert.match(r.stdout, /and containerd/)
+        const ls = (await ctrd.ctr(['images', 'ls'], { timeoutMs: 10_000 })).stdout
+        assert.match(ls, new RegExp(`${multiRef.replace(/[.]/g, '\\.')}\\s+\\S+\\s+${multi.indexDigest}`))
+        assert.ok(ls.includes(singleRef), ls)
+      } finally {
+        await ctrd?.stop()
+      }
     })
 
     test('the parts of a split bundle load in any order', async () => {
