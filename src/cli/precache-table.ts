@@ -1,3 +1,4 @@
+import { age, alignColumns, humanBytes, printable, shortDigest, truncate } from './format.js'
 import { PRECACHE_PHASES, type PrecacheImageStatus, type PrecacheStatus } from '../precache/precache-status.js'
 
 /**
@@ -6,9 +7,7 @@ import { PRECACHE_PHASES, type PrecacheImageStatus, type PrecacheStatus } from '
  */
 
 const COLUMNS = ['SET', 'IMAGE', 'PHASE', 'PINNED', 'DIGEST', 'CONFIRMED', 'SIZE', 'ERROR'] as const
-const DIGEST_CHARS = 12
 const ERROR_CHARS = 60
-const GAP = '  '
 
 export function formatPrecacheStatus (status: PrecacheStatus, now: Date): string {
   const lines = [...header(status, now), '']
@@ -69,22 +68,11 @@ function imageCells (image: PrecacheImageStatus, now: Date): string[] {
     shortRef(printable(image.ref)),
     image.phase,
     image.pinned ? 'yes' : 'no',
-    image.digest === null ? '-' : shortDigest(printable(image.digest)),
+    image.digest === null ? '-' : shortDigest(printable(image.digest), 12),
     image.lastConfirmed === null ? '-' : age(image.lastConfirmed, now),
     image.bytes === null ? '-' : humanBytes(image.bytes),
     image.error === null ? '-' : truncate(printable(image.error), ERROR_CHARS),
   ]
-}
-
-/** Pads every column but the last to its widest cell; a row may stop early (a set not on this node). */
-function alignColumns (rows: readonly string[][]): string[] {
-  const widths: number[] = []
-  for (const row of rows) {
-    row.forEach((cell, i) => {
-      if (i < row.length - 1) widths[i] = Math.max(widths[i] ?? 0, cell.length)
-    })
-  }
-  return rows.map((row) => row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell)).join(GAP).trimEnd())
 }
 
 function summary (status: PrecacheStatus): string {
@@ -96,54 +84,7 @@ function summary (status: PrecacheStatus): string {
     (elsewhere === 0 ? '' : `; ${elsewhere} set${elsewhere === 1 ? '' : 's'} not on this node`)
 }
 
-/** `sha256:0123456789abcdef…` → `0123456789ab`; any other text is shown as it is, cut to the same width. */
-function shortDigest (digest: string): string {
-  const colon = digest.indexOf(':')
-  return digest.slice(colon + 1, colon + 1 + DIGEST_CHARS)
-}
-
 /** A digest reference keeps 12 hex chars of its digest: the DIGEST column has the rest of the story. */
 function shortRef (ref: string): string {
   return ref.replace(/@(sha256|sha512):([0-9a-f]{12})[0-9a-f]+$/, '@$1:$2…')
-}
-
-/** `12s ago`, `3m ago`, `5h ago`, `2d ago`; a time ahead of this machine's clock is `just now`. */
-function age (iso: string, now: Date): string {
-  const ms = now.getTime() - Date.parse(iso)
-  if (Number.isNaN(ms)) return printable(iso)
-  const s = Math.floor(ms / 1000)
-  if (s <= 0) return 'just now'
-  if (s < 60) return `${s}s ago`
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`
-  if (s < 48 * 3600) return `${Math.floor(s / 3600)}h ago`
-  return `${Math.floor(s / 86_400)}d ago`
-}
-
-/** Decimal units, as registries and `crictl images` report sizes: `999 B`, `1.0 kB`, `12.3 MB`. */
-function humanBytes (bytes: number): string {
-  const units = ['kB', 'MB', 'GB', 'TB', 'PB']
-  if (bytes < 1000) return `${bytes} B`
-  let value = bytes
-  let unit = 'B'
-  for (const next of units) {
-    if (value < 1000) break
-    value /= 1000
-    unit = next
-  }
-  // 999.96 kB rounds to "1000.0 kB": say 1.0 MB instead.
-  if (Number(value.toFixed(1)) >= 1000 && unit !== 'PB') return `1.0 ${units[units.indexOf(unit) + 1] ?? unit}`
-  return `${value.toFixed(1)} ${unit}`
-}
-
-/** Cut in the middle: an error's start says what failed, its end usually why (`… 503 Service Unavailable`). */
-function truncate (text: string, max: number): string {
-  if (text.length <= max) return text
-  const head = Math.floor((max - 1) * 0.4)
-  return `${text.slice(0, head).trimEnd()}…${text.slice(text.length - (max - 1 - head)).trimStart()}`
-}
-
-/** The agent's text on one line, without control characters (an error may quote a registry's answer). */
-function printable (text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/ {2,}/g, ' ').trim()
 }

@@ -126,6 +126,12 @@ export class BlobFetch {
   get origins (): readonly SourceOrigin[] { return this.#origins }
   /** The source that answered first: what a client of this download is counted as served by. */
   get answeredBy (): SourceOrigin | undefined { return this.#origins[0] }
+  /** For the status page: when it started (ms since the epoch), bytes taken so far, the source read now. */
+  readonly startedAt = Date.now()
+  get bytesReceived (): number { return this.#received }
+  get source (): SourceOrigin | undefined { return this.#streaming?.origin ?? this.#origins.at(-1) }
+  /** The registry the blob is asked of (its upstream attempt), when it has one. */
+  get registry (): string | undefined { return this.#options.sources.flatMap((s) => (s.origin.kind === 'upstream' ? [s.origin.registry] : []))[0] }
   /** False once the store had no room for the blob: it is streamed to its readers verified, but not kept. */
   get isKeeping (): boolean { return this.#state === 'done' ? this.#isKept : this.#state === 'running' && this.#writerKeeps }
 

@@ -6,6 +6,12 @@ import type { ObservabilityOptions } from '../server/observability-handler.js'
 import type { PrecacheService } from '../precache/precache-service.js'
 import type { PeerPolicy } from '../server/peer-policy.js'
 import { createRegistryHandler } from '../server/registry-handler.js'
+import { metricsReadings } from '../status/metrics-readings.js'
+import type { NodeStatus } from '../status/node-status.js'
+import { NodeStatusSource, type StatusPeer } from '../status/node-status-source.js'
+import { packageVersion } from '../status/package-version.js'
+import { RecentErrors } from '../status/recent-errors.js'
+import { describeOrigin } from '../mirror/blob-source.js'
 import type { BuiltMirror } from './build-mirror.js'
 import type { LifecycleStack } from './lifecycle-stack.js'
 import type { Daemon } from './role.js'
@@ -25,6 +31,14 @@ export interface ServeMirrorOptions {
   }
   /** The pre-cache: its status page and metric. */
   readonly precache?: PrecacheService | undefined
+  /** What /status tells beyond the engine and the metrics; without it: the role guessed from `peers`, no upstreams. */
+  readonly status?: {
+    readonly role: string
+    /** This node's zone (configured, or the node's label); default `p2p.zone`. */
+    readonly zone?: () => string | null
+    readonly peers?: () => readonly StatusPeer[]
+    readonly upstreams?: () => NodeStatus['upstreams']
+  }
 }
 
 /**
@@ -33,6 +47,24 @@ export interface ServeMirrorOptions {
  */
 export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions): Promise<Daemon> {
   const { config, engine: { mirror }, metrics, logger, peers, precache } = o
+  const recentErrors = new RecentErrors()
+  let address = config.listen
+  const nodeStatus = new NodeStatusSource({
+    role: o.status?.role ?? (peers === undefined ? 'standalone' : 'agent'),
+    version: packageVersion(),
+    startedAt: Date.now(),
+    address: () => address,
+    zone: o.status?.zone ?? (() => config.p2p.zone ?? null),
+    readings: metricsReadings(metrics, async () => await mirror.storeBytes()),
+    downloads: () => mirror.inflight.filter((f) => f.state === 'running').map((f) => {
+      const source = f.source
+      return { digest: f.digest, registry: f.registry, size: f.size, bytesReceived: f.bytesReceived, startedAt: f.startedAt, source: source === undefined ? undefined : describeOrigin(source) }
+    }),
+    recentErrors: () => recentErrors.list(),
+    ...(o.status?.peers === undefined ? {} : { peers: o.status.peers }),
+    ...(o.status?.upstreams === undefined ? {} : { upstreams: o.status.upstreams }),
+    ...(precache === undefined ? {} : { precache: () => precache.status() }),
+  })
   const observability: ObservabilityOptions = {
     metrics,
     isReady: () => peers?.isReady() ?? true,
@@ -45,11 +77,13 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
       }
     },
     ...(precache === undefined ? {} : { statusPages: { precache: () => precache.status() } }),
+    nodeStatus: async () => await nodeStatus.status(),
   }
   // Started before the API listener, so that a bad metricsListen leaves nothing listening.
   const metricsListener = config.metricsListen === undefined ? undefined : stack.use(await startMetricsListener(config.metricsListen, observability, logger))
   const handler = createRegistryHandler({
-    mirror, logger: logger.child({ component: 'http' }), ...observability,
+    // The edge's one error path logs what it answers with 5xx: the status page lists the last of them.
+    mirror, logger: recentErrors.tap(logger.child({ component: 'http' })), ...observability,
     defaultRegistry: config.defaultRegistry,
     registries: new Set(config.registries.keys()),
     ...(peers === undefined ? {} : { peerPolicy: peers.policy }),
@@ -57,6 +91,7 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
   // Downloads still running are aborted once the API has stopped serving, before anything they use closes.
   stack.use(o.engine)
   const server = stack.use(await startRegistryServer(config, handler, logger))
+  address = server.address
   const metricsAddress = metricsListener?.address
   logger.info({ address: server.address, metricsAddress, dataDir: config.dataDir, registries: [...config.registries.keys()], tls: config.tls !== undefined }, 'flotilla serving the OCI pull API')
   let closing: Promise<void> | undefined

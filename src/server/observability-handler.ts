@@ -3,6 +3,8 @@ import type { Logger } from 'pino'
 import { parseRequestTarget } from '../http/request-target.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { OciError } from '../oci/index.js'
+import type { NodeStatus } from '../status/node-status.js'
+import { renderStatusPage, STATUS_PAGE_CSP } from '../status/status-page.js'
 import type { Route } from './route.js'
 import { sendError } from './send-error.js'
 
@@ -13,18 +15,27 @@ export interface ObservabilityOptions {
   readonly beforeScrape?: () => Promise<void>
   /** JSON status pages, served at `/status/<name>` to whoever may scrape (e.g. `precache`). */
   readonly statusPages?: Readonly<Record<string, () => unknown>>
+  /** This node at a glance: `/status.json`, and `/status` rendered as HTML. */
+  readonly nodeStatus?: () => Promise<NodeStatus>
 }
 
-export type ObservabilityPath = '/healthz' | '/readyz' | '/metrics' | `/status/${string}`
+export type ObservabilityPath = '/healthz' | '/readyz' | '/metrics' | '/status' | '/status.json' | `/status/${string}`
 
 function isObservabilityPath (pathname: string): pathname is ObservabilityPath {
-  return pathname === '/healthz' || pathname === '/readyz' || pathname === '/metrics' || pathname.startsWith('/status/')
+  return pathname === '/healthz' || pathname === '/readyz' || pathname === '/metrics' || pathname === '/status' ||
+    pathname === '/status.json' || pathname.startsWith('/status/')
 }
 
 /** Answers a health probe, a scrape or a status page; who may ask is decided by the listener that calls it. */
 async function serveObservability (path: ObservabilityPath, method: string, res: ServerResponse, o: ObservabilityOptions): Promise<void> {
   if (path === '/healthz') return sendText(res, 200, 'ok\n', method)
   if (path === '/readyz') return sendText(res, o.isReady() ? 200 : 503, o.isReady() ? 'ready\n' : 'not ready\n', method)
+  if (path === '/status' || path === '/status.json') {
+    if (o.nodeStatus === undefined) throw new OciError('NAME_UNKNOWN', 'no node status here')
+    const status = await o.nodeStatus()
+    if (path === '/status.json') return sendText(res, 200, `${JSON.stringify(status, null, 2)}\n`, method, 'application/json', NO_STORE)
+    return sendText(res, 200, renderStatusPage(status), method, 'text/html; charset=utf-8', { ...NO_STORE, 'content-security-policy': STATUS_PAGE_CSP })
+  }
   if (path.startsWith('/status/')) {
     const name = path.slice('/status/'.length)
     const page = Object.hasOwn(o.statusPages ?? {}, name) ? o.statusPages?.[name] : undefined
@@ -51,13 +62,13 @@ export function observabilityRoute (o: ObservabilityOptions, mayScrape: (req: In
   }
 }
 
-/** The `metricsListen` server: /metrics, /healthz, /readyz and /status/* to anyone who can reach its address, nothing else. */
+/** The `metricsListen` server: /metrics, /healthz, /readyz, /status(.json) and /status/* to anyone who can reach its address, nothing else. */
 export function createObservabilityHandler (o: ObservabilityOptions & { readonly logger: Logger }): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const method = req.method ?? 'GET'
     const run = async (): Promise<void> => {
       const { pathname } = parseRequestTarget(req.url ?? '')
-      if (!isObservabilityPath(pathname)) throw new OciError('NAME_UNKNOWN', 'this listener serves /metrics, /healthz, /readyz and /status/ pages only')
+      if (!isObservabilityPath(pathname)) throw new OciError('NAME_UNKNOWN', 'this listener serves /metrics, /healthz, /readyz, /status, /status.json and /status/ pages only')
       if (method !== 'GET' && method !== 'HEAD') throw new OciError('UNSUPPORTED', `${method} is not supported here`)
       await serveObservability(pathname, method, res, o)
     }
@@ -65,7 +76,9 @@ export function createObservabilityHandler (o: ObservabilityOptions & { readonly
   }
 }
 
-function sendText (res: ServerResponse, status: number, body: string, method: string, contentType = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)) })
+const NO_STORE = { 'cache-control': 'no-store' } as const
+
+function sendText (res: ServerResponse, status: number, body: string, method: string, contentType = 'text/plain; charset=utf-8', headers: Readonly<Record<string, string>> = {}): void {
+  res.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)) })
   res.end(method === 'HEAD' ? undefined : body)
 }

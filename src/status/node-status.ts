@@ -35,8 +35,10 @@ export interface NodeStatus {
   /** Blob downloads running now. */
   readonly downloads: ReadonlyArray<{
     readonly digest: string
-    readonly registry: string
-    readonly repository: string
+    /** The registry it is asked of upstream; null when no upstream is among its sources. */
+    readonly registry: string | null
+    /** Not known to the download itself (one download serves every repository asking for the digest): null until it is. */
+    readonly repository: string | null
     readonly bytesDone: number
     readonly size: number | null
     /** Bytes per second over the download so far. */

@@ -25,6 +25,7 @@ export class CircuitBreaker {
   #failures = 0
   #openedAt = 0
   #isTrialInFlight = false
+  #lastFailure: { readonly message: string, readonly at: number } | undefined
 
   constructor (options: CircuitBreakerOptions = {}) {
     const failureThreshold = options.failureThreshold ?? DEFAULTS.failureThreshold
@@ -44,6 +45,9 @@ export class CircuitBreaker {
     return this.#state
   }
 
+  /** The last failure recorded with its error (message, when): for the status page. */
+  get lastFailure (): { readonly message: string, readonly at: number } | undefined { return this.#lastFailure }
+
   /** Whether an attempt may go out now; in half-open only the first caller gets through. */
   tryAcquire (): boolean {
     const state = this.state
@@ -60,7 +64,8 @@ export class CircuitBreaker {
     if (this.#state !== 'closed') this.#transition('closed')
   }
 
-  recordFailure (): void {
+  recordFailure (error?: Error): void {
+    if (error !== undefined) this.#lastFailure = { message: error.message, at: this.#now() }
     this.#failures++
     const wasTrial = this.#isTrialInFlight
     this.#isTrialInFlight = false

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import { MAX_MANIFEST_BYTES, type Digest } from '../oci/index.js'
-import { CircuitBreaker } from './circuit-breaker.js'
+import { CircuitBreaker, type CircuitState } from './circuit-breaker.js'
 import { parseContentRange } from '../http/content-range.js'
 import { discardBody } from '../http/discard-body.js'
 import { firstHeader } from '../http/first-header.js'
@@ -36,6 +36,14 @@ interface Call {
   readonly path: string
   readonly headers: Readonly<Record<string, string>>
   readonly signal: AbortSignal | undefined
+}
+
+export interface UpstreamStatus {
+  readonly registry: string
+  readonly endpoint: string
+  readonly circuit: CircuitState
+  readonly lastError: string | null
+  readonly lastErrorAt: string | null
 }
 
 /** The upstream registries over one pooled undici Agent, with auth, retries and a breaker per registry. */
@@ -75,6 +83,18 @@ export class UndiciUpstream implements Upstream {
       tokens: new TokenCache(),
       logger: this.#logger,
       ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    })
+  }
+
+  /** Each registry's endpoint (without credentials), circuit state and last failure: for the status page. */
+  status (): UpstreamStatus[] {
+    return [...this.#endpoints].map(([registry, url]) => {
+      const breaker = this.#breakers.get(registry)
+      const failure = breaker?.lastFailure
+      return {
+        registry, endpoint: `${url.origin}${url.pathname}`.replace(/\/$/, ''), circuit: breaker?.state ?? 'closed',
+        lastError: failure?.message ?? null, lastErrorAt: failure === undefined ? null : new Date(failure.at).toISOString(),
+      }
     })
   }
 
@@ -188,7 +208,7 @@ export class UndiciUpstream implements Upstream {
           throw signal.reason
         }
         const error = toUpstreamError(registry, err, what)
-        if (error.isUnavailable) breaker.recordFailure()
+        if (error.isUnavailable) breaker.recordFailure(error)
         else breaker.recordSuccess()
         // An open circuit would refuse the retry anyway: do not sit out a backoff first.
         if (!error.isUnavailable || attempt >= this.#retries || breaker.state === 'open') throw error
