@@ -52,6 +52,12 @@ export const startAgent: Role = async (config, logger, env) => await LifecycleSt
   const precache = createPrecache(stack, { config, env, logger, mirror: engine.mirror, store: local.store, ...(node === undefined ? {} : { containerd: node.client }) })
   const daemon = await serveMirror(stack, {
     config, engine, metrics, logger, precache,
+    status: {
+      role: 'agent',
+      zone: () => network?.router.self().zone ?? config.p2p.zone ?? null,
+      peers: () => network?.router.peers() ?? [],
+      upstreams: () => upstream.upstream.status(),
+    },
     // Only peers and this host may ask an agent in the network.
     ...(network === undefined ? {} : {
       peers: {

@@ -18,7 +18,7 @@ export const startStandalone: Role = async (config, logger, env) => await Lifecy
   const metrics = new Metrics()
   const engine = buildMirror({ config, local, upstream, metrics, logger })
   const precache = createPrecache(stack, { config, env, logger, mirror: engine.mirror, store: local.store })
-  const daemon = await serveMirror(stack, { config, engine, metrics, logger, precache })
+  const daemon = await serveMirror(stack, { config, engine, metrics, logger, precache, status: { role: 'standalone', upstreams: () => upstream.upstream.status() } })
   await precache?.start()
   return daemon
 })
