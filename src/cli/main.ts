@@ -7,6 +7,7 @@ import { registerClusterKey } from './cluster-key-command.js'
 import { registerContainerd } from './containerd-command.js'
 import { registerImages } from './images-command.js'
 import { registerLoad } from './load-command.js'
+import { registerManifests } from './manifests-command.js'
 import { registerPrecache } from './precache-command.js'
 import { registerSave } from './save-command.js'
 import { registerServe } from './serve-command.js'
@@ -31,6 +32,7 @@ registerPrecache(program)
 registerImages(program)
 registerSave(program)
 registerLoad(program)
+registerManifests(program)
 
 try {
   await program.parseAsync(process.argv)

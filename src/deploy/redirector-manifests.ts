@@ -1,0 +1,97 @@
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment'
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap'
+import type { IService } from 'kubernetes-models/v1/Service'
+import { heapEnv, probes, resources, securityContext } from './container-defaults.js'
+import { configAnnotation, metadata, selectorLabels, validateDeployOptions, type DeployOptions, type RoleManifests } from './manifest.js'
+
+export const REDIRECTOR = {
+  component: 'redirector',
+  name: 'flotilla-redirector',
+  configMap: 'flotilla-redirector-config',
+  port: 5000,
+  dataDir: '/var/lib/flotilla',
+  configDir: '/etc/flotilla/config',
+  replicas: 2,
+  memoryMiB: 256,
+  cpuMillis: 100,
+} as const
+
+/** The redirector's default configuration (issue 15's keys): the region table lives here, reloaded on change. */
+export const DEFAULT_REDIRECTOR_CONFIG = [
+  '# flotilla redirector (flotilla serve --config): manifests from the origin, blobs redirected to the nearest region.',
+  '# This ConfigMap is the region table: edit it and the redirector reloads it (a bad table keeps the last good one).',
+  'role: redirector',
+  'redirect:',
+  '  origin: https://registry.example.com          # the source of truth: manifests, tags, and blobs no region has',
+  '  regions: []',
+  '  # - name: eu-west',
+  '  #   cidrs: [10.1.0.0/16, 2001:db8:1::/48]',
+  '  #   blobBase: https://eu-west.mirror.example.com',
+  '  trustedProxies: []                            # X-Forwarded-For is believed only from these, e.g. [10.0.0.0/8]',
+  '  existenceTTL: 10m',
+  '',
+].join('\n')
+
+/** The redirector: a stateless Deployment behind a Service, its region table in a ConfigMap. */
+export function buildRedirectorManifests (options: DeployOptions): RoleManifests {
+  const { namespace, image, configYaml = DEFAULT_REDIRECTOR_CONFIG } = validateDeployOptions(options)
+  const labels = selectorLabels(REDIRECTOR.component)
+  const meta = (name: string): ReturnType<typeof metadata> => metadata(name, REDIRECTOR.component, namespace)
+
+  const config: IConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(REDIRECTOR.configMap), data: { 'config.yaml': configYaml } }
+  const service: IService = {
+    apiVersion: 'v1', kind: 'Service', metadata: meta(REDIRECTOR.name),
+    spec: { selector: labels, ports: [{ name: 'http', port: REDIRECTOR.port, targetPort: 'registry', protocol: 'TCP' }] },
+  }
+  const deployment: IDeployment = {
+    apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(REDIRECTOR.name),
+    spec: {
+      replicas: REDIRECTOR.replicas,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels, annotations: configAnnotation(configYaml) },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          // Replicas on different nodes where there are several.
+          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: labels } }],
+          containers: [{
+            name: 'redirector',
+            image,
+            imagePullPolicy: 'IfNotPresent',
+            args: ['serve', '--config', `${REDIRECTOR.configDir}/config.yaml`],
+            env: [
+              { name: 'FLOTILLA_LISTEN', value: `0.0.0.0:${REDIRECTOR.port}` },
+              { name: 'FLOTILLA_DATA_DIR', value: REDIRECTOR.dataDir },
+              heapEnv(REDIRECTOR.memoryMiB),
+            ],
+            ports: [{ name: 'registry', containerPort: REDIRECTOR.port, protocol: 'TCP' }],
+            ...probes('registry', 'HTTP'),
+            securityContext: securityContext({ asRoot: false }),
+            resources: resources(REDIRECTOR.memoryMiB, REDIRECTOR.cpuMillis),
+            volumeMounts: [
+              { name: 'data', mountPath: REDIRECTOR.dataDir },
+              { name: 'config', mountPath: REDIRECTOR.configDir, readOnly: true },
+              { name: 'tmp', mountPath: '/tmp' },
+            ],
+          }],
+          volumes: [
+            // Cached manifests only: a new replica fills its own from the origin.
+            { name: 'data', emptyDir: { sizeLimit: '1Gi' } },
+            { name: 'config', configMap: { name: REDIRECTOR.configMap } },
+            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+          ],
+        },
+      },
+    },
+  }
+  return {
+    requiredSecrets: [],
+    manifests: [
+      { object: config, comment: 'flotilla serve --config for the redirector, with its region table.' },
+      { object: service, comment: 'Behind an Ingress that terminates TLS: list its addresses in redirect.trustedProxies.' },
+      { object: deployment, comment: 'Stateless; non-root, no capabilities, read-only root filesystem.' },
+    ],
+  }
+}
