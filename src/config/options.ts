@@ -9,6 +9,10 @@ import { option } from './option.js'
  * order of the table and of `--help`; a dotted name puts the option in a section of the file.
  */
 export const OPTIONS = [
+  option('role', z.enum(['standalone', 'agent', 'mirror']), {
+    env: 'FLOTILLA_ROLE', flag: '--role <role>',
+    help: 'standalone, agent (the node agent) or mirror (a central cache clients authenticate to); unset, agent when containerd or p2p is configured, else standalone',
+  }),
   option('listen', hostPort, {
     default: '127.0.0.1:5000', env: 'FLOTILLA_LISTEN', flag: '-l, --listen <host:port>',
     help: 'registry API address',
@@ -56,6 +60,18 @@ export const OPTIONS = [
   option('tls.key', nonEmpty, {
     isRequired: true, flag: '--tls-key <file>',
     help: 'key of tls.cert',
+  }),
+  option('auth.htpasswd', nonEmpty, {
+    env: 'FLOTILLA_HTPASSWD', flag: '--htpasswd <file>',
+    help: 'mirror role: HTTP Basic users, bcrypt entries (htpasswd -B); the file is read again when it changes',
+  }),
+  option('auth.allowCidrs', z.array(nonEmpty), {
+    default: [], env: 'FLOTILLA_ALLOW_CIDRS', flag: '--allow-cidr <cidr>', isList: true,
+    help: 'mirror role: clients from these networks need no credentials',
+  }),
+  option('auth.anonymous', z.boolean(), {
+    default: false,
+    help: 'mirror role: serve every client without authentication',
   }),
   option('store.maxBytes', size, {
     env: 'FLOTILLA_STORE_MAX_BYTES', flag: '--store-max-bytes <size>',

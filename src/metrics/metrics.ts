@@ -59,6 +59,10 @@ export class Metrics {
     name: 'flotilla_p2p_owner_redirects_total', help: 'Peers this owner sent to another peer streaming the blob (fan-out limit reached)', registers: [this.registry],
   })
 
+  readonly authFailures = new Counter({
+    name: 'flotilla_auth_failures_total', help: 'Clients refused by the mirror role\'s authentication, by reason (missing, malformed, unknown-user, wrong-password)',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  })
   readonly precacheImages = new Gauge({
     name: 'flotilla_precache_images', help: 'Pre-cached images by set and phase (Pending, Pulling, Ready, Failed)',
     labelNames: ['set', 'phase'] as const, registers: [this.registry],

@@ -4,6 +4,7 @@ import type { Config } from '../config/config-schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import type { ObservabilityOptions } from '../server/observability-handler.js'
 import type { PrecacheService } from '../precache/precache-service.js'
+import type { ClientGate } from '../server/client-gate.js'
 import type { PeerPolicy } from '../server/peer-policy.js'
 import { createRegistryHandler } from '../server/registry-handler.js'
 import { metricsReadings } from '../status/metrics-readings.js'
@@ -39,6 +40,8 @@ export interface ServeMirrorOptions {
     readonly peers?: () => readonly StatusPeer[]
     readonly upstreams?: () => NodeStatus['upstreams']
   }
+  /** Clients must pass it (the mirror role's authentication). */
+  readonly clientGate?: ClientGate
 }
 
 /**
@@ -87,6 +90,7 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
     defaultRegistry: config.defaultRegistry,
     registries: new Set(config.registries.keys()),
     ...(peers === undefined ? {} : { peerPolicy: peers.policy }),
+    ...(o.clientGate === undefined ? {} : { clientGate: o.clientGate }),
   })
   // Downloads still running are aborted once the API has stopped serving, before anything they use closes.
   stack.use(o.engine)
