@@ -41,7 +41,7 @@ export const AGENT = {
 /** The agent's default configuration: the registries it serves (and the init container routes to it). */
 export const DEFAULT_AGENT_CONFIG = [
   '# flotilla agent configuration (flotilla serve --config): every key is in the README\'s configuration table.',
-  '# The DaemonSet\'s environment wires the agent to its node (listen, dataDir, containerd.*, p2p.*, precache.file)',
+  '# The DaemonSet\'s environment wires the agent to its node (role, listen, dataDir, containerd.*, p2p.*, precache.file)',
   '# and wins over this file. The registries below are also the ones the init container routes through the agent',
   '# (certs.d/<name>/hosts.toml): after changing them, render again (flotilla manifests --role agent --config FILE).',
   'registries:',
@@ -145,6 +145,7 @@ export function buildAgentManifests (options: DeployOptions): RoleManifests {
     env: [
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
       { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+      { name: 'FLOTILLA_ROLE', value: 'agent' },
       // Every address of the node: 127.0.0.1 for containerd, the node IP for peers (who must sign their requests).
       { name: 'FLOTILLA_LISTEN', value: `0.0.0.0:${AGENT.registryPort}` },
       { name: 'FLOTILLA_PEER_ADDRESS', value: `$(HOST_IP):${AGENT.registryPort}` },

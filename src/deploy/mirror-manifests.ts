@@ -23,8 +23,7 @@ export const MIRROR = {
 /** The central mirror's default configuration (issue 14's keys): HTTPS, htpasswd clients. */
 export const DEFAULT_MIRROR_CONFIG = [
   '# flotilla central mirror (flotilla serve --config): a pull-through cache agents and other clusters chain to.',
-  '# The StatefulSet\'s environment sets listen and dataDir; the paths below are where its Secrets are mounted.',
-  'role: mirror',
+  '# The StatefulSet\'s environment sets role, listen and dataDir; the paths below are where its Secrets are mounted.',
   'tls:',
   `  cert: ${MIRROR.tlsDir}/tls.crt`,
   `  key: ${MIRROR.tlsDir}/tls.key`,
@@ -65,6 +64,7 @@ export function buildMirrorManifests (options: DeployOptions): RoleManifests {
             imagePullPolicy: 'IfNotPresent',
             args: ['serve', '--config', `${MIRROR.configDir}/config.yaml`],
             env: [
+              { name: 'FLOTILLA_ROLE', value: 'mirror' },
               { name: 'FLOTILLA_LISTEN', value: `0.0.0.0:${MIRROR.port}` },
               { name: 'FLOTILLA_DATA_DIR', value: MIRROR.dataDir },
               heapEnv(MIRROR.memoryMiB),

@@ -19,8 +19,7 @@ export const REDIRECTOR = {
 /** The redirector's default configuration (issue 15's keys): the region table lives here, reloaded on change. */
 export const DEFAULT_REDIRECTOR_CONFIG = [
   '# flotilla redirector (flotilla serve --config): manifests from the origin, blobs redirected to the nearest region.',
-  '# This ConfigMap is the region table: edit it and the redirector reloads it (a bad table keeps the last good one).',
-  'role: redirector',
+  '# The Deployment\'s environment sets role and listen. This ConfigMap is the region table: edit it and the redirector reloads it (a bad table keeps the last good one).',
   'redirect:',
   '  origin: https://registry.example.com          # the source of truth: manifests, tags, and blobs no region has',
   '  regions: []',
@@ -62,6 +61,7 @@ export function buildRedirectorManifests (options: DeployOptions): RoleManifests
             imagePullPolicy: 'IfNotPresent',
             args: ['serve', '--config', `${REDIRECTOR.configDir}/config.yaml`],
             env: [
+              { name: 'FLOTILLA_ROLE', value: 'redirector' },
               { name: 'FLOTILLA_LISTEN', value: `0.0.0.0:${REDIRECTOR.port}` },
               { name: 'FLOTILLA_DATA_DIR', value: REDIRECTOR.dataDir },
               heapEnv(REDIRECTOR.memoryMiB),

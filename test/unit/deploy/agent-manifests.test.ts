@@ -125,7 +125,7 @@ describe('agent manifests', () => {
   test('the NetworkPolicy admits only agents, on the p2p port (and the registry port peers fetch from)', () => {
     const np = onlyOf<INetworkPolicy>(manifests, 'NetworkPolicy')
     const labels = ds.spec.template.metadata?.labels ?? {}
-    assert.deepEqual(np.spec?.podSelector.matchLabels, ds.spec.selector.matchLabels)
+    assert.deepEqual(np.spec?.podSelector?.matchLabels, ds.spec.selector.matchLabels)
     assert.deepEqual(np.spec?.policyTypes, ['Ingress'])
     assert.equal(np.spec?.ingress?.length, 1)
     const rule = np.spec?.ingress?.[0]

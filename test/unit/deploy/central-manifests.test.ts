@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap'
 import { parse as parseYaml } from 'yaml'
+import { buildConfig } from '../../../src/config/load-config.js'
 import { buildMirrorManifests, MIRROR } from '../../../src/deploy/mirror-manifests.js'
 import { buildRedirectorManifests, REDIRECTOR } from '../../../src/deploy/redirector-manifests.js'
 import { containersOf, envOf, onlyOf, type Workload } from './pod-template.js'
@@ -24,9 +25,10 @@ describe('mirror manifests', () => {
 
   test('TLS and htpasswd come from the documented Secrets, at the paths the configuration names', () => {
     assert.deepEqual(requiredSecrets.map((s) => s.name).sort(), [MIRROR.htpasswdSecret, MIRROR.tlsSecret].sort())
-    const config = parseYaml(onlyOf<IConfigMap>(manifests, 'ConfigMap').data?.['config.yaml'] ?? '') as
-      { role: string, tls: { cert: string, key: string }, auth: { htpasswd: string } }
-    assert.equal(config.role, 'mirror')
+    assert.equal(envOf(mirror, 'FLOTILLA_ROLE'), 'mirror')
+    const text = onlyOf<IConfigMap>(manifests, 'ConfigMap').data?.['config.yaml'] ?? ''
+    const config = buildConfig(parseYaml(text), { role: 'mirror' })
+    assert.ok(config.tls !== undefined && config.auth.htpasswd !== undefined)
     assert.equal(config.tls.cert, `${mountOf('tls')}/tls.crt`)
     assert.equal(config.tls.key, `${mountOf('tls')}/tls.key`)
     assert.equal(config.auth.htpasswd, `${mountOf('htpasswd')}/htpasswd`)
@@ -39,9 +41,9 @@ describe('redirector manifests', () => {
 
   test('a Deployment of several replicas; the region table is its ConfigMap', () => {
     assert.equal(deployment.spec.replicas, REDIRECTOR.replicas)
+    assert.equal(envOf(containersOf(deployment).main[0] ?? { name: '' }, 'FLOTILLA_ROLE'), 'redirector')
     const config = parseYaml(onlyOf<IConfigMap>(manifests, 'ConfigMap').data?.['config.yaml'] ?? '') as
-      { role: string, redirect: { origin: string, regions: unknown[] } }
-    assert.equal(config.role, 'redirector')
+      { redirect: { origin: string, regions: unknown[] } }
     assert.ok(Array.isArray(config.redirect.regions))
     assert.match(config.redirect.origin, /^https:\/\//)
   })

@@ -14,7 +14,7 @@ import { containersOf, envOf, mebibytes, objectsOf, workloadsOf } from './pod-te
 const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding'])
 /** Environment the manifests set that is not a flotilla option: the downward API and Node. */
 const OTHER_ENV = new Set(['NODE_NAME', 'HOST_IP', 'NODE_OPTIONS'])
-const OPTION_ENV = new Set(OPTIONS.flatMap((d) => 'env' in d ? [d.env] : []))
+const OPTION_ENV = new Set<string>(OPTIONS.flatMap((d) => 'env' in d ? [d.env] : []))
 
 const CUSTOM: DeployOptions = { namespace: 'edge-registry', image: 'registry.example:5000/ops/flotilla:9.9.9' }
 const SETS: Array<{ label: string, build: (o: DeployOptions) => RoleManifests, isRestore?: true }> = [
@@ -104,7 +104,7 @@ for (const set of SETS) {
         const labels = w.spec.template.metadata?.labels ?? {}
         for (const [k, v] of Object.entries(w.spec.selector.matchLabels)) assert.equal(labels[k], v, `${w.kind} selector ${k}`)
         const ports = new Set(containersOf(w).main.flatMap((c) => (c.ports ?? []).map((p) => p.name)))
-        for (const svc of objectsOf(manifests, 'Service') as Array<{ spec: { selector: Record<string, string>, ports: Array<{ targetPort: unknown }> } }>) {
+        for (const svc of objectsOf(manifests, 'Service') as unknown as Array<{ spec: { selector: Record<string, string>, ports: Array<{ targetPort: unknown }> } }>) {
           for (const [k, v] of Object.entries(svc.spec.selector)) assert.equal(labels[k], v, `Service selector ${k}`)
           for (const p of svc.spec.ports) assert.ok(ports.has(String(p.targetPort)), `targetPort ${String(p.targetPort)}`)
         }
