@@ -46,9 +46,17 @@ export const configSchema = schemaOf(OPTIONS) as unknown as z.ZodObject<ConfigSh
 export type ConfigInput = z.input<typeof configSchema>
 export type ParsedConfig = z.output<typeof configSchema>
 
+export interface MirrorConfig {
+  readonly url: string
+  readonly ca?: string
+  readonly skipVerify?: boolean
+}
+
 export interface RegistryConfig {
   readonly endpoint: string
   readonly tagTtlMs: number
+  /** Tried in order before `endpoint`. */
+  readonly mirrors: readonly MirrorConfig[]
 }
 
 /** The validated configuration the daemon runs with. */

@@ -4,7 +4,7 @@ import type { z } from 'zod'
 import { normalizeRegistry } from '../oci/index.js'
 import { ConfigError } from './config-error.js'
 import { applyOverrides, envOverrides, type ConfigOverrides } from './config-overrides.js'
-import { configSchema, type Config, type ConfigInput, type RegistryConfig } from './config-schema.js'
+import { configSchema, type Config, type ConfigInput, type MirrorConfig, type RegistryConfig } from './config-schema.js'
 import { defaultRegistriesInput } from './registries.js'
 
 export { ConfigError } from './config-error.js'
@@ -23,7 +23,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}): Con
   if (!parsed.success) throw new ConfigError(`invalid configuration: ${parsed.error.issues.map(formatIssue).join('; ')}`)
   const c = parsed.data
   const registries = new Map<string, RegistryConfig>()
-  const entries: Array<[string, { endpoint: string, tagTTL?: number }]> = Object.entries(c.registries ?? defaultRegistriesInput())
+  const entries: Array<[string, { endpoint: string, tagTTL?: number, mirrors?: MirrorConfig[] }]> = Object.entries(c.registries ?? defaultRegistriesInput())
   for (const [name, r] of entries) {
     let key: string
     try {
@@ -31,7 +31,8 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}): Con
     } catch (err) {
       throw new ConfigError(`registries.${name}: ${(err as Error).message}`)
     }
-    registries.set(key, { endpoint: r.endpoint.replace(/\/+$/, ''), tagTtlMs: r.tagTTL ?? c.tagTTL })
+    const mirrors = (r.mirrors ?? []).map((m) => ({ ...m, url: m.url.replace(/\/+$/, '') }))
+    registries.set(key, { endpoint: r.endpoint.replace(/\/+$/, ''), tagTtlMs: r.tagTTL ?? c.tagTTL, mirrors })
   }
   const { registries: _r, tagTTL, shutdownTimeout, firstByteTimeout, stallTimeout, ...rest } = c
   return { ...rest, tagTtlMs: tagTTL, shutdownTimeoutMs: shutdownTimeout, firstByteTimeoutMs: firstByteTimeout, stallTimeoutMs: stallTimeout, registries }

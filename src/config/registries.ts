@@ -10,9 +10,18 @@ export const DEFAULT_REGISTRIES: Readonly<Record<string, string>> = {
   'gcr.io': 'https://gcr.io',
 }
 
+/** A mirror tried before the registry's endpoint (a central flotilla, Zot or Distribution proxy), asked with `?ns=`. */
+export const mirrorSchema = z.strictObject({
+  url: endpoint,
+  /** PEM file of the CA that signed the mirror's certificate. */
+  ca: z.string().min(1).optional(),
+  skipVerify: z.boolean().optional(),
+})
+
 export const registrySchema = z.strictObject({
   endpoint,
   tagTTL: duration.optional(),
+  mirrors: z.array(mirrorSchema).optional(),
 })
 
 /** `registries` in the file: name → endpoint and tag TTL; names are normalized when the config is built. */

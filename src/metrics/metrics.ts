@@ -59,6 +59,10 @@ export class Metrics {
     name: 'flotilla_p2p_owner_redirects_total', help: 'Peers this owner sent to another peer streaming the blob (fan-out limit reached)', registers: [this.registry],
   })
 
+  readonly upstreamEndpointRequests = new Counter({
+    name: 'flotilla_upstream_endpoint_requests_total', help: 'Upstream requests by the source that answered or failed them (a mirror\'s URL, or endpoint) and result (ok, failed, not-found)',
+    labelNames: ['endpoint', 'registry', 'result'] as const, registers: [this.registry],
+  })
   readonly authFailures = new Counter({
     name: 'flotilla_auth_failures_total', help: 'Clients refused by the mirror role\'s authentication, by reason (missing, malformed, unknown-user, wrong-password)',
     labelNames: ['reason'] as const, registers: [this.registry],

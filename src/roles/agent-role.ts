@@ -19,8 +19,8 @@ import { createPrecache } from './start-precache.js'
  */
 export const startAgent: Role = async (config, logger, env) => await LifecycleStack.start(logger, async (stack) => {
   const local = stack.use(await openLocalStore(config.dataDir, logger))
-  const upstream = stack.use(await openUpstream(config, logger))
   const metrics = new Metrics()
+  const upstream = stack.use(await openUpstream(config, logger, metrics))
   const network = config.p2p.listen === undefined
     ? undefined
     : stack.use(await (await import('./start-peer-network.js')).startPeerNetwork(config, logger, env))

@@ -14,8 +14,8 @@ import { createPrecache } from './start-precache.js'
  */
 export const startStandalone: Role = async (config, logger, env) => await LifecycleStack.start(logger, async (stack) => {
   const local = stack.use(await openLocalStore(config.dataDir, logger))
-  const upstream = stack.use(await openUpstream(config, logger))
   const metrics = new Metrics()
+  const upstream = stack.use(await openUpstream(config, logger, metrics))
   const engine = buildMirror({ config, local, upstream, metrics, logger })
   const precache = createPrecache(stack, { config, env, logger, mirror: engine.mirror, store: local.store })
   const daemon = await serveMirror(stack, { config, engine, metrics, logger, precache, status: { role: 'standalone', upstreams: () => upstream.upstream.status() } })

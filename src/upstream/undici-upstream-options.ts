@@ -19,6 +19,10 @@ export interface UndiciUpstreamOptions {
   readonly maxRetryAfterMs?: number
   /** One breaker per registry, all built from these options. */
   readonly breaker?: Omit<CircuitBreakerOptions, 'onStateChange'>
+  /** Requests carry `?ns=<registry>` (the endpoints are mirrors serving many registries, as containerd asks them). */
+  readonly namespaceQuery?: boolean
+  /** TLS of the endpoints: a CA (PEM) to trust, or no verification at all. */
+  readonly tls?: { readonly ca?: string | Buffer, readonly rejectUnauthorized?: boolean }
 }
 
 export const UNDICI_UPSTREAM_DEFAULTS = {

@@ -56,6 +56,7 @@ export class UndiciUpstream implements Upstream {
   readonly #retries: number
   readonly #retryBaseMs: number
   readonly #maxRetryAfterMs: number
+  readonly #namespaceQuery: boolean
 
   constructor (options: UndiciUpstreamOptions) {
     const settings = { ...UNDICI_UPSTREAM_DEFAULTS, ...options }
@@ -64,6 +65,7 @@ export class UndiciUpstream implements Upstream {
     this.#retries = settings.retries
     this.#retryBaseMs = settings.retryBaseMs
     this.#maxRetryAfterMs = settings.maxRetryAfterMs
+    this.#namespaceQuery = options.namespaceQuery === true
     for (const registry of this.#endpoints.keys()) {
       this.#breakers.set(registry, new CircuitBreaker({
         ...options.breaker,
@@ -74,7 +76,7 @@ export class UndiciUpstream implements Upstream {
     }
     this.#agent = new Agent({
       connections: CONNECTIONS_PER_ORIGIN,
-      connect: { timeout: settings.connectTimeoutMs },
+      connect: { timeout: settings.connectTimeoutMs, ...options.tls },
       headersTimeout: settings.headersTimeoutMs,
       bodyTimeout: settings.bodyTimeoutMs,
     })
@@ -184,6 +186,7 @@ export class UndiciUpstream implements Upstream {
       throw new UpstreamError('ERR_UPSTREAM_UNKNOWN_REGISTRY', `no upstream is configured for registry ${JSON.stringify(registry)}`, registry)
     }
     const url = new URL(`${endpoint.href}v2/${call.repository}/${call.path}`)
+    if (this.#namespaceQuery) url.searchParams.set('ns', registry)
     const what = `${call.method} ${url.href}`
     let lastError: UpstreamError | undefined
     for (let attempt = 0; ; attempt++) {
