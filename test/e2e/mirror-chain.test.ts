@@ -3,9 +3,10 @@
 // with a test CA and htpasswd, Distribution's own proxy mode as another central mirror, agents from source,
 // skopeo as the client.
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { startContainerd } from '../helpers/containerd.js'
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js'
 import { startDistribution, startDistributionProxy, type Distribution } from '../helpers/distribution.js'
 import { startFlotilla, sumMetric, type FlotillaAgent } from '../helpers/flotilla-agent.js'
@@ -120,11 +121,38 @@ void describe('agents chain to a central mirror (issue 14)', () => {
     }
   })
 
+  /** containerd with the central mirror as a host in hosts.toml and the upstream as `server`, no agent. */
+  const containerdPull = async (): Promise<{ fromContainerd: number }> => {
+    const ctrd = await startContainerd({ namespace: 'k8s.io' })
+    try {
+      const dir = join(ctrd.certsDir, upstream.host)
+      await mkdir(dir, { recursive: true })
+      await writeFile(join(dir, 'hosts.toml'), `server = "${upstream.url}"\n\n[host."${central.url}"]\n  capabilities = ["pull", "resolve"]\n  ca = "${caFile}"\n  dial_timeout = "200ms"\n`)
+      upstream.reset()
+      const r = await ctrd.ctr(['images', 'pull', '--hosts-dir', ctrd.certsDir, '--user', 'alice:s3cret', '--snapshotter', ctrd.snapshotter, `${upstream.host}/${REPO}:${image.tag}`], { timeoutMs: 90_000 })
+      assert.equal(r.code, 0, r.stderr)
+      return { fromContainerd: upstream.requests.filter((q) => q.path.includes('/blobs/') && String(q.headers['user-agent'] ?? '').startsWith('containerd')).length }
+    } finally {
+      await ctrd.stop()
+    }
+  }
+
+  test('6. containerd alone: the central mirror as a hosts.toml host, the upstream as server', async () => {
+    const served = async (): Promise<number> => sumMetric(await (await fetch(centralMetrics, { signal: AbortSignal.timeout(5000) })).text(), 'flotilla_served_bytes_total')
+    const before = await served()
+    const { fromContainerd } = await containerdPull()
+    assert.equal(fromContainerd, 0, 'containerd went to the upstream with the central mirror up')
+    assert.ok(await served() - before >= image.largeLayerSize, 'the central mirror served containerd the layer')
+  })
+
   test('2. central mirror stopped: a fresh agent pulls from the upstream within the connect bound plus the transfer', async () => {
     await central.stop()
     const a = await agent('a2', [{ url: central.url, ca: caFile }])
     const ms = await pull(a, 'p2')
     assert.ok(ms < 20_000, `the pull took ${ms} ms`)
     assert.ok(await a.metric('flotilla_upstream_endpoint_requests_total', { endpoint: 'endpoint', result: 'ok' }) >= 1)
+    // And containerd alone falls back to its `server`.
+    const { fromContainerd } = await containerdPull()
+    assert.ok(fromContainerd >= 2, 'containerd fetched the blobs from the upstream')
   })
 })
