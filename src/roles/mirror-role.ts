@@ -30,7 +30,10 @@ export const startMirror: Role = async (config, logger, env) => await LifecycleS
   const upstream = stack.use(await openUpstream(config, logger, metrics))
   const engine = buildMirror({ config, local, upstream, metrics, logger })
   const precache = createPrecache(stack, { config, env, logger, mirror: engine.mirror, store: local.store })
-  const daemon = await serveMirror(stack, { config, engine, metrics, logger, precache, ...(gate === undefined ? {} : { clientGate: gate }) })
+  const daemon = await serveMirror(stack, {
+    config, engine, metrics, logger, precache, status: { role: 'mirror', upstreams: () => upstream.upstream.status() },
+    ...(gate === undefined ? {} : { clientGate: gate }),
+  })
   await precache?.start()
   return daemon
 })

@@ -74,6 +74,7 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
     beforeScrape: async () => {
       metrics.storeBytes.set(await mirror.storeBytes())
       metrics.peers.set(peers?.count() ?? 0)
+      for (const u of o.status?.upstreams?.() ?? []) metrics.upstreamCircuitOpen.set({ registry: u.registry, endpoint: u.endpoint }, u.circuit === 'closed' ? 0 : 1)
       if (precache !== undefined) {
         metrics.precacheImages.reset()
         for (const { set, phase, count } of precache.counts()) metrics.precacheImages.set({ set, phase }, count)
