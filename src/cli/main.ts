@@ -11,6 +11,7 @@ import { registerManifests } from './manifests-command.js'
 import { registerPrecache } from './precache-command.js'
 import { registerSave } from './save-command.js'
 import { registerServe } from './serve-command.js'
+import { registerStatus } from './status-command.js'
 
 /** Every failure ends as one line on stderr and a non-zero exit; never a stack trace for user errors. */
 function fail (err: unknown): never {
@@ -32,6 +33,7 @@ registerPrecache(program)
 registerImages(program)
 registerSave(program)
 registerLoad(program)
+registerStatus(program)
 registerManifests(program)
 
 try {
