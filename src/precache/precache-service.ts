@@ -1,7 +1,8 @@
 import type { Logger } from 'pino'
 import type { NodeApiOptions } from '../kube/node-labels.js'
 import { NodeLabelsSource } from './node-labels-source.js'
-import { PrecacheFile } from './precache-file.js'
+import { WatchedFile } from '../config/watched-file.js'
+import { parsePrecacheSpec, type PrecacheSpec } from './precache-spec.js'
 import type { PrecachePhase, PrecacheStatus } from './precache-status.js'
 import type { PinSupport, PrecacheTarget } from './precache-target.js'
 import { Precacher, type PrecacherOptions } from './precacher.js'
@@ -23,7 +24,7 @@ export interface PrecacheServiceOptions extends Omit<PrecacherOptions, 'target' 
  */
 export class PrecacheService {
   readonly #precacher: Precacher
-  readonly #file: PrecacheFile
+  readonly #file: WatchedFile<PrecacheSpec>
   readonly #labels: NodeLabelsSource
   readonly #target: PrecacheTarget
   readonly #logger: Logger
@@ -35,8 +36,9 @@ export class PrecacheService {
     this.#logger = logger
     this.#target = o.target
     this.#precacher = new Precacher({ ...o, logger })
-    this.#file = new PrecacheFile({
-      path: o.file, logger, onSpec: (spec) => { this.#precacher.setSpec(spec) }, ...(o.filePollMs === undefined ? {} : { pollMs: o.filePollMs }),
+    this.#file = new WatchedFile({
+      path: o.file, logger, what: 'pre-cache file', parse: parsePrecacheSpec, onValue: (spec) => { this.#precacher.setSpec(spec) },
+      describe: (spec) => ({ sets: spec.sets.map((s) => s.name) }), ...(o.filePollMs === undefined ? {} : { pollMs: o.filePollMs }),
     })
     this.#labels = new NodeLabelsSource({
       logger, onLabels: (labels) => { this.#precacher.setNodeLabels(labels) },

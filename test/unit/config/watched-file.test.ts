@@ -3,8 +3,8 @@ import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
-import { PrecacheFile } from '../../../src/precache/precache-file.js'
-import type { PrecacheSpec } from '../../../src/precache/precache-spec.js'
+import { WatchedFile } from '../../../src/config/watched-file.js'
+import { parsePrecacheSpec, type PrecacheSpec } from '../../../src/precache/precache-spec.js'
 import { makeTempDir, type TempDir } from '../../helpers/temp-dir.js'
 import { waitFor } from '../../helpers/wait-for.js'
 
@@ -15,9 +15,9 @@ function recordingLogger (): { logger: pino.Logger, lines: Array<{ level: number
   return { logger, lines }
 }
 
-describe('PrecacheFile', () => {
+describe('WatchedFile (the pre-cache file)', () => {
   let tmp: TempDir
-  const files: PrecacheFile[] = []
+  const files: Array<WatchedFile<PrecacheSpec>> = []
 
   before(async () => { tmp = await makeTempDir('precache-file') })
   after(async () => {
@@ -44,7 +44,7 @@ describe('PrecacheFile', () => {
     let latest: PrecacheSpec | undefined
     const { logger, lines } = recordingLogger()
     // A poll slower than the test's bounds: the directory watch is what must see the swaps.
-    const file = new PrecacheFile({ path: join(dir, 'precache.yaml'), logger, onSpec: (s) => { latest = s }, pollMs: 60_000 })
+    const file = new WatchedFile({ path: join(dir, 'precache.yaml'), logger, what: 'pre-cache file', parse: parsePrecacheSpec, onValue: (s) => { latest = s }, pollMs: 60_000 })
     files.push(file)
     await file.start()
     assert.deepEqual(names(latest), ['one'])
@@ -70,7 +70,7 @@ describe('PrecacheFile', () => {
     const path = join(tmp.path, 'later', 'precache.yaml')
     await mkdir(join(tmp.path, 'later'))
     let latest: PrecacheSpec | undefined
-    const file = new PrecacheFile({ path, logger: pino({ level: 'silent' }), onSpec: (s) => { latest = s }, pollMs: 50 })
+    const file = new WatchedFile({ path, logger: pino({ level: 'silent' }), what: 'pre-cache file', parse: parsePrecacheSpec, onValue: (s) => { latest = s }, pollMs: 50 })
     files.push(file)
     await file.start()
     assert.match(file.error ?? '', /cannot read .*ENOENT/)

@@ -2,25 +2,31 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import type { Logger } from 'pino'
-import { parsePrecacheSpec, type PrecacheSpec } from './precache-spec.js'
 
-export interface PrecacheFileOptions {
+export interface WatchedFileOptions<T> {
   readonly path: string
   readonly logger: Logger
-  /** Hears each new version of the sets that parsed. */
-  readonly onSpec: (spec: PrecacheSpec) => void
+  /** What the file is, in log lines: `pre-cache file`. */
+  readonly what: string
+  /** The file's text to its value; throws (a ConfigError, one line) when the text is not acceptable. */
+  readonly parse: (text: string, name: string) => T
+  /** Hears each new value that parsed. */
+  readonly onValue: (value: T) => void
+  /** One line on what a new value holds, for the log; optional. */
+  readonly describe?: (value: T) => Record<string, unknown>
   /** How often the file is read again in case a change was not seen; default 2 s. */
   readonly pollMs?: number
 }
 
 /**
- * The pre-cache file, watched: a change is read at once (the directory is watched, because a ConfigMap
- * update swaps a symlink rather than writing the file) and every `pollMs` anyway (watches miss changes on
- * some filesystems). A version that does not parse is logged once, shown in the status, and the last good
- * sets stay in force.
+ * A configuration file that takes effect while flotilla runs (the pre-cache sets, the redirector's
+ * regions), watched: a change is read at once (the directory is watched, because a ConfigMap update swaps a
+ * symlink rather than writing the file) and every `pollMs` anyway (watches miss changes on some
+ * filesystems). A version that does not parse is logged once, reported in `error`, and the last good value
+ * stays in force.
  */
-export class PrecacheFile {
-  readonly #o: PrecacheFileOptions
+export class WatchedFile<T> {
+  readonly #o: WatchedFileOptions<T>
   #watcher: FSWatcher | undefined
   #poll: NodeJS.Timeout | undefined
   #debounce: NodeJS.Timeout | undefined
@@ -30,7 +36,7 @@ export class PrecacheFile {
   error: string | undefined
   loadedAt: Date | undefined
 
-  constructor (options: PrecacheFileOptions) {
+  constructor (options: WatchedFileOptions<T>) {
     this.#o = options
   }
 
@@ -45,7 +51,7 @@ export class PrecacheFile {
       this.#watcher = watch(dirname(this.#o.path), { persistent: false }, () => { this.#soon() })
       this.#watcher.on('error', () => { this.#watcher?.close() })
     } catch (err) {
-      this.#o.logger.warn({ err, file: this.#o.path }, 'cannot watch the pre-cache file\'s directory; reading it every few seconds')
+      this.#o.logger.warn({ err, file: this.#o.path }, `cannot watch the ${this.#o.what}'s directory; reading it every few seconds`)
     }
     this.#poll = setInterval(() => { this.#soon() }, this.#o.pollMs ?? 2000)
     this.#poll.unref()
@@ -82,11 +88,11 @@ export class PrecacheFile {
     if (text === this.#lastText) return
     this.#lastText = text
     try {
-      const spec = parsePrecacheSpec(text, basename(file))
+      const value = this.#o.parse(text, basename(file))
       this.error = undefined
       this.loadedAt = new Date()
-      this.#o.logger.info({ file, sets: spec.sets.map((s) => s.name) }, 'pre-cache sets loaded')
-      this.#o.onSpec(spec)
+      this.#o.logger.info({ file, ...this.#o.describe?.(value) }, `${this.#o.what} loaded`)
+      this.#o.onValue(value)
     } catch (err) {
       this.#fail((err as Error).message)
     }
@@ -96,6 +102,6 @@ export class PrecacheFile {
   #fail (message: string): void {
     if (this.error === message) return
     this.error = message
-    this.#o.logger.error({ file: this.#o.path, keeping: this.loadedAt === undefined ? 'no sets yet' : 'the last good sets' }, `pre-cache file not taken: ${message}`)
+    this.#o.logger.error({ file: this.#o.path, keeping: this.loadedAt === undefined ? 'nothing yet' : 'the last good version' }, `${this.#o.what} not taken: ${message}`)
   }
 }
