@@ -72,4 +72,16 @@ void describe('CircuitBreaker', () => {
     assert.throws(() => new CircuitBreaker({ failureThreshold: 1.5 }), TypeError)
     assert.throws(() => new CircuitBreaker({ openMs: -1 }), TypeError)
   })
+
+  void test('lastFailure: the last error recorded with its message and time; failures without one keep it', () => {
+    const { breaker, advance } = breakerWithClock()
+    assert.equal(breaker.lastFailure, undefined)
+    advance(5)
+    breaker.recordFailure(new Error('connect ECONNREFUSED'))
+    assert.deepEqual(breaker.lastFailure, { message: 'connect ECONNREFUSED', at: 5 })
+    advance(5)
+    breaker.recordFailure()
+    breaker.recordSuccess()
+    assert.deepEqual(breaker.lastFailure, { message: 'connect ECONNREFUSED', at: 5 }, 'the last error stays known after recovery')
+  })
 })

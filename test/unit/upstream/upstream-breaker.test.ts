@@ -61,6 +61,24 @@ void describe('UndiciUpstream circuit breaker', { timeout: 10_000 }, () => {
     }
   })
 
+  void test('status(): each registry with its endpoint, circuit state, last error and when', async () => {
+    const now = Date.parse('2026-05-01T12:00:00.000Z')
+    status = 503
+    const upstream = newTestUpstream([registry.url, 'https://other.example.com/mirror/'], { retries: 0, breaker: { failureThreshold: 1, openMs: 1000, now: () => now } })
+    try {
+      assert.deepEqual(upstream.status().map((s) => [s.registry, s.circuit, s.lastError]), [[registry.host, 'closed', null], ['other.example.com', 'closed', null]])
+      await assert.rejects(upstream.getManifest(registry.host, 'app', 'latest', MediaType.OciManifest), isCode('ERR_UPSTREAM_STATUS'))
+      const [mine, other] = upstream.status()
+      assert.equal(mine?.circuit, 'open')
+      assert.match(mine?.lastError ?? '', /503/)
+      assert.equal(mine?.lastErrorAt, '2026-05-01T12:00:00.000Z')
+      assert.equal(mine?.endpoint, registry.url.replace(/\/$/, ''))
+      assert.equal(other?.endpoint, 'https://other.example.com/mirror')
+    } finally {
+      await upstream.close()
+    }
+  })
+
   void test('404s do not open the circuit', async () => {
     const upstream = newTestUpstream([registry.url], { breaker: { failureThreshold: 2 } })
     try {
