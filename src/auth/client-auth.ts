@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import { stat, readFile } from 'node:fs/promises'
-import { BlockList, isIP } from 'node:net'
 import bcrypt from 'bcryptjs'
 import type { Logger } from 'pino'
 import { ConfigError } from '../config/config-error.js'
+import { PrefixMap } from '../http/ip-address.js'
 
 /** Why a client was not let in (the metric's `reason`). */
 export type AuthFailure = 'missing' | 'malformed' | 'unknown-user' | 'wrong-password'
@@ -32,7 +32,7 @@ const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/
  */
 export class ClientAuth {
   readonly #o: ClientAuthOptions
-  readonly #allowed = new BlockList()
+  readonly #allowed = new PrefixMap<true>()
   readonly #verified = new Map<string, number>()
   #entries: Entries | undefined
   #checkedAt = 0
@@ -41,11 +41,7 @@ export class ClientAuth {
   private constructor (o: ClientAuthOptions) {
     this.#o = o
     for (const cidr of o.allowCidrs ?? []) {
-      const [address = '', bits] = cidr.split('/')
-      const family = isIP(address)
-      const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits)
-      if (family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) throw new ConfigError(`auth.allowCidrs: ${JSON.stringify(cidr)} is not an IPv4 or IPv6 CIDR`)
-      this.#allowed.addSubnet(address, prefix, family === 6 ? 'ipv6' : 'ipv4')
+      if (!this.#allowed.add(cidr, true)) throw new ConfigError(`auth.allowCidrs: ${JSON.stringify(cidr)} is not an IPv4 or IPv6 CIDR`)
     }
   }
 
@@ -60,7 +56,7 @@ export class ClientAuth {
 
   /** Admits the client at `address` with the request's `Authorization` header, or says why not. */
   async check (address: string | undefined, authorization: string | undefined): Promise<AuthResult> {
-    if (address !== undefined && this.#isAllowedAddress(address)) return { ok: true }
+    if (address !== undefined && this.#allowed.match(address) === true) return { ok: true }
     if (this.#o.htpasswd === undefined) return { ok: false, reason: 'missing' }
     if (authorization === undefined || authorization === '') return { ok: false, reason: 'missing' }
     const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization)
@@ -79,12 +75,6 @@ export class ClientAuth {
     if (this.#verified.size > 1000) this.#verified.clear()
     this.#verified.set(key, now + (this.#o.cacheMs ?? 5 * 60_000))
     return { ok: true, user }
-  }
-
-  #isAllowedAddress (address: string): boolean {
-    const plain = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address
-    const family = isIP(plain)
-    return family !== 0 && this.#allowed.check(plain, family === 6 ? 'ipv6' : 'ipv4')
   }
 
   async #reloadIfChanged (): Promise<void> {
