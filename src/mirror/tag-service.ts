@@ -89,12 +89,16 @@ export class TagService {
     }
   }
 
-  /** A tag the upstream is slow to answer: its last known digest (stale), else `late` for the client to fall back on. */
+  /**
+   * A tag the upstream is slow to answer (or unreachable with its packets dropped): its last known digest
+   * (stale), else what the node's images or its peers say it is (a bundle loaded on one node), else `late`
+   * for the client to fall back on.
+   */
   async late (req: MirrorRequest, tag: Tag, accept: string | undefined, late: FlotillaError): Promise<ManifestResult> {
     const record = await this.#record(req, tag, accept)
     const local = record === undefined ? undefined : await this.#o.manifests.local(req, record.digest)
-    if (record === undefined || local === undefined) throw late
-    return this.#stale(req, tag, record, local.bytes, late)
+    if (record !== undefined && local !== undefined) return this.#stale(req, tag, record, local.bytes, late)
+    return await this.#fromNodeSources(req, tag, accept, `manifest ${req.registry}/${req.repository}:${tag}`, late)
   }
 
   /**

@@ -109,6 +109,23 @@ void describe('Mirror', () => {
     assert.equal(m.source, 'stale')
   })
 
+  test('a tag only a peer knows is served when the upstream does not answer within the bound (dropped packets)', async () => {
+    const peer = new FakeRegistry()
+    const bytes = peer.image.index
+    const remote = {
+      blobSources: async () => ({ first: [], last: [] }),
+      manifest: async (_req: MirrorRequest, ref: { kind: string }) => ref.kind === 'tag' ? { bytes, mediaType: MediaType.DockerManifestList } : undefined,
+      distrust: () => {},
+    }
+    const { mirror, upstream, req } = setup({ firstByteTimeoutMs: 200, remote })
+    upstream.delayMs = 30_000
+    const started = Date.now()
+    const m = await mirror.getManifest(req, { kind: 'tag', tag: 'v1' as never }, CONTAINERD_ACCEPT)
+    assert.ok(Date.now() - started < 1500, `answered in ${Date.now() - started} ms`)
+    assert.equal(m.digest, peer.image.indexDigest)
+    assert.equal(m.source, 'peer')
+  })
+
   test('defect 14: stale-if-error: an upstream that fails after the TTL serves the last known digest, marked stale', async () => {
     let now = 1_000_000
     const { mirror, upstream, req } = setup({ tagTtlMs: () => 1000, now: () => now })
