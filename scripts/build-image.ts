@@ -40,14 +40,11 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { createGunzip, createGzip } from 'node:zlib'
 import tarStream, { type Header, type Pack } from 'tar-stream'
+// The image's name and tag (package.json's version) come from where deploy/'s manifests take them.
+import { DEFAULT_IMAGE, FLOTILLA_VERSION, IMAGE_REPOSITORY } from '../src/deploy/default-image.js'
 
 const execFile = promisify(execFileCb)
 
-/**
- * The image's repository: the ONE place this script names it (src/deploy/default-image.ts did not exist when
- * this was written; when it does, import the default reference from there instead).
- */
-const IMAGE_REPOSITORY = 'ghcr.io/flotilla/flotilla'
 /** `org.opencontainers.image.source`: ghcr.io links an image to the GitHub repository of the same path. */
 const IMAGE_SOURCE = `https://github.com/${IMAGE_REPOSITORY.replace(/^ghcr\.io\//, '')}`
 
@@ -556,9 +553,9 @@ function selectedPlatforms (host: Platform): Platform[] {
 
 async function main (): Promise<void> {
   const started = Date.now()
-  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string, description?: string, license?: string }
-  const version = pkg.version
-  const reference = `${IMAGE_REPOSITORY}:${version}`
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { description?: string, license?: string }
+  const version = FLOTILLA_VERSION
+  const reference = DEFAULT_IMAGE
   const nodeVersion = process.version.replace(/^v/, '')
   const epoch = sourceDateEpoch()
   const mtime = new Date(epoch * 1000)
