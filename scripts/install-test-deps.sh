@@ -3,7 +3,7 @@
 set -euo pipefail
 need=()
 for pair in containerd:containerd ctr:containerd docker-registry:docker-registry skopeo:skopeo umoci:umoci \
-            runc:runc busybox:busybox-static ip:iproute2 tc:iproute2 curl:curl openssl:openssl strace:strace zstd:zstd chromium:chromium htpasswd:apache2-utils; do
+            runc:runc busybox:busybox-static ip:iproute2 tc:iproute2 curl:curl openssl:openssl strace:strace zstd:zstd chromium:chromium htpasswd:apache2-utils iptables:iptables; do
   cmd="${pair%%:*}"; pkg="${pair##*:}"
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -223,15 +223,10 @@ void describe('an air-gap bundle loaded into one of four nodes (issue 12, check 
     assert.equal((await readAccessLog(accessLog)).length, 0, 'the stopped upstream was asked nothing')
   })
 
-  // Product problem (found with this test): with the upstream's packets dropped instead of refused, a tag only a
-  // peer holds is never resolved in time. TagService.resolve asks the upstream first; its connection attempts
-  // (5 s connect timeout, 2 retries) outlast the 5 s first-byte bound, whose late path (TagService.late) serves
-  // only a tag record of this node's own and otherwise answers 503 'no answer from the upstream within 5s; still
-  // fetching it' without asking the peers; nothing the late flight finds is kept as a tag, so each retry (the
-  // kubelet's back-off) fails alike until the upstream's circuit opens after five such failures.
-  test('with the upstream unreachable (packets dropped, not refused), a bundle loaded into n0 is pulled on n1', {
-    todo: 'the agent answers 503 after its 5 s first-byte bound instead of resolving the tag through its peers',
-  }, async (t) => {
+  // Regression (found with this test): with the upstream's packets dropped instead of refused, the upstream's
+  // connection attempts outlast the 5 s first-byte bound; the late path must then ask the node's images and its
+  // peers for the tag (TagService.late) rather than answer 503, or a tag only a peer holds never resolves.
+  test('with the upstream unreachable (packets dropped, not refused), a bundle loaded into n0 is pulled on n1', async (t) => {
     const blocked = await host('up').exec('iptables', ['-I', 'INPUT', '-j', 'DROP'], 10_000)
     if (blocked.code !== 0) {
       t.skip(`iptables cannot drop the upstream's packets here: ${blocked.stderr.trim()}`)
