@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { createGunzip } from 'node:zlib'
 import tarStream from 'tar-stream'
 import { DEFAULT_IMAGE, FLOTILLA_VERSION } from '../../src/deploy/default-image.js'
 import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
@@ -62,6 +63,39 @@ async function readArchive (path: string): Promise<{ files: Map<string, Buffer>,
   })
   await pipeline(createReadStream(path), extract)
   return { files, blobs }
+}
+
+/** ELF e_machine of Node's binary per OCI architecture, and where its interpreter must be. */
+const ELF = { amd64: { machine: 0x3e, interpreter: 'lib64/ld-linux-x86-64.so.2', triplet: 'x86_64-linux-gnu' }, arm64: { machine: 0xb7, interpreter: 'lib/ld-linux-aarch64.so.1', triplet: 'aarch64-linux-gnu' } } as const
+const NODE_NEEDED = ['libc.so.6', 'libdl.so.2', 'libgcc_s.so.1', 'libm.so.6', 'libpthread.so.0', 'libstdc++.so.6']
+
+/**
+ * The entries of the gzipped layers `digests` inside the archive, with the first bytes of /usr/local/bin/node:
+ * what a platform that cannot be run here (no emulator) is checked by.
+ */
+async function layerContents (archivePath: string, digests: ReadonlySet<string>): Promise<Map<string, { names: Set<string>, nodeHead?: Buffer }>> {
+  const result = new Map<string, { names: Set<string>, nodeHead?: Buffer }>()
+  const outer = tarStream.extract()
+  outer.on('entry', (header, stream, next) => {
+    const digest = `sha256:${header.name.slice('blobs/sha256/'.length)}`
+    if (!header.name.startsWith('blobs/sha256/') || !digests.has(digest)) {
+      stream.on('end', next)
+      stream.resume()
+      return
+    }
+    const layer: { names: Set<string>, nodeHead?: Buffer } = { names: new Set() }
+    result.set(digest, layer)
+    const inner = tarStream.extract()
+    inner.on('entry', (h, s, n) => {
+      layer.names.add(h.name.replace(/\/$/, ''))
+      if (h.name === 'usr/local/bin/node') s.once('data', (data: unknown) => { layer.nodeHead = (data as Buffer).subarray(0, 64) })
+      s.on('end', n)
+      s.resume()
+    })
+    pipeline(stream, createGunzip(), inner).then(() => next(), next)
+  })
+  await pipeline(createReadStream(archivePath), outer)
+  return result
 }
 
 describe('container image (npm run image → containerd → ctr run)', { timeout: 600_000 }, () => {
@@ -122,6 +156,19 @@ describe('container image (npm run image → containerd → ctr run)', { timeout
       for (const layer of manifest.layers) {
         const blob = blobs.get(`blobs/sha256/${layer.digest.slice('sha256:'.length)}`)
         assert.equal(blob?.size, layer.size, `layer ${layer.digest} present with its size`)
+      }
+    }
+    // Every platform's runtime layer: Node for that CPU, its ELF interpreter and libraries, the user, /tmp.
+    const manifests = index.manifests.map((m) => ({ arch: m.platform?.architecture as keyof typeof ELF, manifest: json<ImageManifest>(m) }))
+    const contents = await layerContents(archive, new Set(manifests.map((m) => m.manifest.layers[0]?.digest ?? '')))
+    for (const { arch, manifest } of manifests) {
+      const runtime = contents.get(manifest.layers[0]?.digest ?? '')
+      const elf = ELF[arch]
+      assert.ok(runtime !== undefined && elf !== undefined, `runtime layer of linux/${arch}`)
+      assert.equal(runtime.nodeHead?.subarray(0, 4).toString('latin1'), '\x7fELF', `linux/${arch}: usr/local/bin/node is an ELF file`)
+      assert.equal(runtime.nodeHead?.readUInt16LE(18), elf.machine, `linux/${arch}: usr/local/bin/node is built for ${arch}`)
+      for (const name of [elf.interpreter, ...NODE_NEEDED.map((lib) => `lib/${elf.triplet}/${lib}`), 'etc/passwd', 'etc/group', 'tmp', 'var/lib/flotilla']) {
+        assert.ok(runtime.names.has(name), `linux/${arch}: ${name} in the runtime layer`)
       }
     }
     const size = (await stat(archive)).size
