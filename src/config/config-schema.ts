@@ -66,4 +66,6 @@ export interface Config extends Omit<ParsedConfig, 'registries' | 'tagTTL' | 'sh
   readonly firstByteTimeoutMs: number
   readonly stallTimeoutMs: number
   readonly registries: ReadonlyMap<string, RegistryConfig>
+  /** The file it was read from, if any (parts of it are re-read while running: the redirector's regions). */
+  readonly configFile?: string
 }

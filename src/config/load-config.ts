@@ -56,5 +56,17 @@ export async function loadConfig (file: string | undefined, overrides: ConfigOve
   }
   const fromEnv = envOverrides(env)
   const combined: ConfigOverrides = { ...fromEnv, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0))) }
-  return buildConfig(raw, combined)
+  const config = buildConfig(raw, combined)
+  return file === undefined ? config : { ...config, configFile: file }
+}
+
+/** The file's text as a configuration (with no environment or flags): for parts that are re-read while running. */
+export function parseConfigText (text: string, name: string): Config {
+  let raw: unknown
+  try {
+    raw = parseYaml(text)
+  } catch (err) {
+    throw new ConfigError(`${name} is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+  }
+  return buildConfig(raw, {})
 }

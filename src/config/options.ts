@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { duration, hostPort, labelList, nonEmpty, percent, registryName, size } from './option-types.js'
+import { duration, endpoint, hostPort, labelList, nonEmpty, percent, registryName, size } from './option-types.js'
 import { mergeRegistryPairs, registriesSchema } from './registries.js'
 import { option } from './option.js'
 
@@ -8,10 +8,17 @@ import { option } from './option.js'
  * and the README's configuration table (`npm run docs:config`) are derived from this list. The order is the
  * order of the table and of `--help`; a dotted name puts the option in a section of the file.
  */
+/** A region of the redirector's table. */
+const regionSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'expected a lowercase name, e.g. eu-west-1a'),
+  cidrs: z.array(nonEmpty).min(1),
+  blobBase: endpoint,
+})
+
 export const OPTIONS = [
-  option('role', z.enum(['standalone', 'agent', 'mirror']), {
+  option('role', z.enum(['standalone', 'agent', 'mirror', 'redirector']), {
     env: 'FLOTILLA_ROLE', flag: '--role <role>',
-    help: 'standalone, agent (the node agent) or mirror (a central cache clients authenticate to); unset, agent when containerd or p2p is configured, else standalone',
+    help: 'standalone, agent (the node agent), mirror (a central cache clients authenticate to) or redirector (manifests from the origin, blobs redirected to the nearest region); unset, agent when containerd or p2p is configured, else standalone',
   }),
   option('listen', hostPort, {
     default: '127.0.0.1:5000', env: 'FLOTILLA_LISTEN', flag: '-l, --listen <host:port>',
@@ -73,6 +80,20 @@ export const OPTIONS = [
     default: false,
     help: 'mirror role: serve every client without authentication',
   }),
+  option('redirect.origin', endpoint, {
+    help: 'redirector role: the source of truth (manifests, tags, and blobs no region has)',
+  }),
+  option('redirect.regions', z.array(regionSchema), {
+    default: [],
+    help: 'redirector role: [{ name, cidrs, blobBase }]; a client goes to the region with the longest prefix holding its address (the file is re-read when it changes)',
+  }),
+  option('redirect.trustedProxies', z.array(nonEmpty), {
+    default: [],
+    help: 'redirector role: X-Forwarded-For is believed only from these networks (its right-most hop not among them is the client)',
+  }),
+  option('redirect.existenceTTL', duration, { default: '10m', help: 'redirector role: how long a region is known to have a blob' }),
+  option('redirect.missTTL', duration, { default: '30s', help: 'redirector role: how long a region is known to lack a blob' }),
+  option('redirect.checkTimeout', duration, { default: '1s', help: 'redirector role: bound on asking a region whether it has a blob (HEAD)' }),
   option('store.maxBytes', size, {
     env: 'FLOTILLA_STORE_MAX_BYTES', flag: '--store-max-bytes <size>',
     help: 'most bytes the blob store holds, e.g. 20GiB or 150MB; past it the least recently served blobs are evicted',

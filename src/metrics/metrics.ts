@@ -67,6 +67,14 @@ export class Metrics {
     name: 'flotilla_upstream_circuit_open', help: 'Whether an upstream endpoint or mirror is being passed over (its circuit open or half-open): 1, else 0',
     labelNames: ['registry', 'endpoint'] as const, registers: [this.registry],
   })
+  readonly redirects = new Counter({
+    name: 'flotilla_redirects_total', help: 'Blob requests the redirector sent to a region, by region',
+    labelNames: ['region'] as const, registers: [this.registry],
+  })
+  readonly redirectFallbacks = new Counter({
+    name: 'flotilla_redirect_fallbacks_total', help: 'Blob requests the redirector sent to the origin, by reason (no-region, region-lacks, region-unavailable)',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  })
   readonly authFailures = new Counter({
     name: 'flotilla_auth_failures_total', help: 'Clients refused by the mirror role\'s authentication, by reason (missing, malformed, unknown-user, wrong-password)',
     labelNames: ['reason'] as const, registers: [this.registry],

@@ -1,6 +1,7 @@
 import type { Config } from '../config/config-schema.js'
 import { startAgent } from './agent-role.js'
 import { startMirror } from './mirror-role.js'
+import { startRedirector } from './redirector-role.js'
 import type { Role } from './role.js'
 import { startStandalone } from './standalone-role.js'
 
@@ -9,6 +10,7 @@ export const ROLES = {
   standalone: startStandalone,
   agent: startAgent,
   mirror: startMirror,
+  redirector: startRedirector,
 } as const satisfies Readonly<Record<string, Role>>
 
 export type RoleName = keyof typeof ROLES

@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics/metrics.js'
 import type { ObservabilityOptions } from '../server/observability-handler.js'
 import type { PrecacheService } from '../precache/precache-service.js'
 import type { ClientGate } from '../server/client-gate.js'
+import type { BlobRedirects } from '../server/redirect-route.js'
 import type { PeerPolicy } from '../server/peer-policy.js'
 import { createRegistryHandler } from '../server/registry-handler.js'
 import { metricsReadings } from '../status/metrics-readings.js'
@@ -42,6 +43,10 @@ export interface ServeMirrorOptions {
   }
   /** Clients must pass it (the mirror role's authentication). */
   readonly clientGate?: ClientGate
+  /** Blob requests are redirected (the redirector role). */
+  readonly blobRedirects?: BlobRedirects
+  /** More JSON pages under /status/ (the redirector's). */
+  readonly statusPages?: Readonly<Record<string, () => unknown>>
 }
 
 /**
@@ -80,7 +85,7 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
         for (const { set, phase, count } of precache.counts()) metrics.precacheImages.set({ set, phase }, count)
       }
     },
-    ...(precache === undefined ? {} : { statusPages: { precache: () => precache.status() } }),
+    statusPages: { ...o.statusPages, ...(precache === undefined ? {} : { precache: () => precache.status() }) },
     nodeStatus: async () => await nodeStatus.status(),
   }
   // Started before the API listener, so that a bad metricsListen leaves nothing listening.
@@ -92,6 +97,7 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
     registries: new Set(config.registries.keys()),
     ...(peers === undefined ? {} : { peerPolicy: peers.policy }),
     ...(o.clientGate === undefined ? {} : { clientGate: o.clientGate }),
+    ...(o.blobRedirects === undefined ? {} : { blobRedirects: o.blobRedirects }),
   })
   // Downloads still running are aborted once the API has stopped serving, before anything they use closes.
   stack.use(o.engine)

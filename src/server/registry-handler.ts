@@ -5,6 +5,7 @@ import { observabilityRoute, type ObservabilityOptions } from './observability-h
 import { clientsOnlyPolicy, type PeerPolicy } from './peer-policy.js'
 import { pullApiRoute, type PullApiOptions } from './pull-api-route.js'
 import { pushApiRoute } from './push-api-route.js'
+import { redirectRoute, type BlobRedirects } from './redirect-route.js'
 import type { Route } from './route.js'
 import { createRouteHandler, type Handler } from './route-handler.js'
 
@@ -14,6 +15,8 @@ export interface RegistryHandlerOptions extends Omit<PullApiOptions, 'peerPolicy
   readonly peerPolicy?: PeerPolicy
   /** Clients must pass it (the mirror role's authentication); absent: every client is served. */
   readonly clientGate?: ClientGate
+  /** Blob requests are redirected, not served (the redirector role). */
+  readonly blobRedirects?: BlobRedirects
 }
 
 /** The HTTP edge of the API listener: its route table, headers, ranges, and the one place errors become OCI JSON. */
@@ -29,6 +32,7 @@ function registryRoutes (o: RegistryHandlerOptions): Route[] {
     // (others use the metricsListen address, if the operator opened one).
     observabilityRoute(o, (req) => isLoopbackAddress(req.socket.remoteAddress)),
     // Content given to this node (flotilla load): this host and cluster peers only.
+    ...(o.blobRedirects === undefined ? [] : [gate(redirectRoute(o.blobRedirects, o.metrics))]),
     gate(pushApiRoute({ ...o, peerPolicy: o.peerPolicy ?? clientsOnlyPolicy() })),
     // Last: it answers every other path, NAME_UNKNOWN for what is not the pull API.
     gate(pullApiRoute({ ...o, peerPolicy: o.peerPolicy ?? clientsOnlyPolicy() })),
