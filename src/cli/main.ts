@@ -9,6 +9,7 @@ import { registerImages } from './images-command.js'
 import { registerLoad } from './load-command.js'
 import { registerManifests } from './manifests-command.js'
 import { registerPrecache } from './precache-command.js'
+import { registerRedirect } from './redirect-command.js'
 import { registerSave } from './save-command.js'
 import { registerServe } from './serve-command.js'
 import { registerStatus } from './status-command.js'
@@ -33,6 +34,7 @@ registerPrecache(program)
 registerImages(program)
 registerSave(program)
 registerLoad(program)
+registerRedirect(program)
 registerStatus(program)
 registerManifests(program)
 
