@@ -94,6 +94,17 @@ describe('defaults', () => {
 })
 
 describe('YAML file', () => {
+  test('a registry\'s mirrors: tried in order, trailing slashes dropped; a mirror that is not a URL is refused', async () => {
+    const c = await loadConfig(await yamlFile('mirrors.yaml', 'registries:\n  registry.example.com:\n    endpoint: https://registry.example.com\n    mirrors:\n' +
+      '      - url: https://central.example.net:5000/\n        ca: /etc/flotilla/central-ca.pem\n      - { url: "http://zot.example:8080", skipVerify: true }\n'), {}, {})
+    assert.deepEqual(c.registries.get('registry.example.com')?.mirrors, [
+      { url: 'https://central.example.net:5000', ca: '/etc/flotilla/central-ca.pem' },
+      { url: 'http://zot.example:8080', skipVerify: true },
+    ])
+    await assert.rejects(loadConfig(await yamlFile('bad-mirror.yaml', 'registries:\n  r.example:\n    endpoint: https://r.example\n    mirrors: [{ url: "central" }]\n'), {}, {}),
+      { code: 'ERR_CONFIG', message: /registries\.r\.example\.mirrors\.0\.url/ })
+  })
+
   test('the documented example', async () => {
     const c = await loadConfig(exampleFile, {}, {})
     assert.equal(c.listen, '0.0.0.0:5001')
@@ -101,9 +112,9 @@ describe('YAML file', () => {
     assert.equal(c.logLevel, 'debug')
     assert.equal(c.tagTtlMs, 3_600_000)
     assert.deepEqual(Object.fromEntries(c.registries), {
-      'docker.io': { endpoint: 'https://registry-1.docker.io', tagTtlMs: 300_000 },
-      'ghcr.io': { endpoint: 'https://ghcr.io', tagTtlMs: 3_600_000 },
-      'localhost:5000': { endpoint: 'http://127.0.0.1:5000', tagTtlMs: 3_600_000 },
+      'docker.io': { endpoint: 'https://registry-1.docker.io', tagTtlMs: 300_000, mirrors: [] },
+      'ghcr.io': { endpoint: 'https://ghcr.io', tagTtlMs: 3_600_000, mirrors: [] },
+      'localhost:5000': { endpoint: 'http://127.0.0.1:5000', tagTtlMs: 3_600_000, mirrors: [] },
     }, 'the file replaces the default registries; a trailing slash is dropped; tagTTL falls back to the global one')
     assert.equal(c.upstream.connectTimeout, 2000)
     assert.equal(c.upstream.headersTimeout, 15_000)
@@ -141,7 +152,7 @@ describe('environment overrides', () => {
   test('env overrides the file', async () => {
     const c = await loadConfig(exampleFile, {}, { FLOTILLA_LISTEN: '0.0.0.0:6000', FLOTILLA_REGISTRIES: 'docker.io=https://hub-mirror.example' })
     assert.equal(c.listen, '0.0.0.0:6000')
-    assert.deepEqual(c.registries.get('docker.io'), { endpoint: 'https://hub-mirror.example', tagTtlMs: 300_000 }, 'the file tagTTL is kept')
+    assert.deepEqual(c.registries.get('docker.io'), { endpoint: 'https://hub-mirror.example', tagTtlMs: 300_000, mirrors: [] }, 'the file tagTTL is kept')
     assert.equal(c.registries.get('ghcr.io')?.endpoint, 'https://ghcr.io')
   })
 })
