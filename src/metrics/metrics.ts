@@ -63,6 +63,10 @@ export class Metrics {
     name: 'flotilla_upstream_endpoint_requests_total', help: 'Upstream requests by the source that answered or failed them (a mirror\'s URL, or endpoint) and result (ok, failed, not-found)',
     labelNames: ['endpoint', 'registry', 'result'] as const, registers: [this.registry],
   })
+  readonly upstreamEndpointBytes = new Counter({
+    name: 'flotilla_upstream_endpoint_bytes_total', help: 'Blob bytes received from each upstream source (a mirror\'s URL, or endpoint)',
+    labelNames: ['endpoint', 'registry'] as const, registers: [this.registry],
+  })
   readonly upstreamCircuitOpen = new Gauge({
     name: 'flotilla_upstream_circuit_open', help: 'Whether an upstream endpoint or mirror is being passed over (its circuit open or half-open): 1, else 0',
     labelNames: ['registry', 'endpoint'] as const, registers: [this.registry],

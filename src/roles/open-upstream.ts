@@ -57,7 +57,10 @@ export async function openUpstream (config: Config, logger: Logger, metrics?: Me
   }
   const upstream = new ChainedUpstream({
     primary, mirrors, logger: log,
-    ...(metrics === undefined ? {} : { onResult: (link: string, registry: string, result: string) => { metrics.upstreamEndpointRequests.inc({ endpoint: link, registry, result }) } }),
+    ...(metrics === undefined ? {} : {
+      onResult: (link: string, registry: string, result: string) => { metrics.upstreamEndpointRequests.inc({ endpoint: link, registry, result }) },
+      onBytes: (link: string, registry: string, bytes: number) => { metrics.upstreamEndpointBytes.inc({ endpoint: link, registry }, bytes) },
+    }),
   })
   return { upstream, credentials, close: async () => { await upstream.close() } }
 }

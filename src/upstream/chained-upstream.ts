@@ -1,3 +1,4 @@
+import { pipeline, Transform } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/index.js'
 import type { UpstreamStatus } from './undici-upstream.js'
@@ -19,6 +20,8 @@ export interface ChainedUpstreamOptions {
   readonly logger: Logger
   /** Hears which link answered a request (or failed it), for the per-endpoint metrics. */
   readonly onResult?: (link: string, registry: string, result: 'ok' | 'failed' | 'not-found') => void
+  /** Hears the bytes of blob bodies each link delivered, as they arrive. */
+  readonly onBytes?: (link: string, registry: string, bytes: number) => void
 }
 
 /**
@@ -62,7 +65,26 @@ export class ChainedUpstream implements Upstream {
   }
 
   async getBlob (registry: string, repository: string, digest: Digest, offset?: number, signal?: AbortSignal): Promise<BlobBody> {
-    return await this.#first(registry, async (u) => await u.getBlob(registry, repository, digest, offset, signal))
+    let servedBy = 'endpoint'
+    const blob = await this.#first(registry, async (u, link) => {
+      const b = await u.getBlob(registry, repository, digest, offset, signal)
+      servedBy = link
+      return b
+    })
+    // Which source a pull's bytes came from: one line per blob (a digest is fetched once for the cluster).
+    this.#o.logger.info({ registry, repository, digest, servedBy, offset }, 'blob fetched upstream')
+    const onBytes = this.#o.onBytes
+    // Only a registry with mirrors needs its bytes told apart (without, they are all the endpoint's, counted
+    // in flotilla_upstream_bytes_total): the cold path stays one stream for the others.
+    if (onBytes === undefined || !this.#o.mirrors.has(registry)) return blob
+    const counter = new Transform({
+      transform (chunk: Buffer, _encoding, done) {
+        onBytes(servedBy, registry, chunk.byteLength)
+        done(null, chunk)
+      },
+    })
+    pipeline(blob.body, counter, () => {})
+    return { ...blob, body: counter }
   }
 
   async headBlob (registry: string, repository: string, digest: Digest, signal?: AbortSignal): Promise<{ size: number | undefined }> {
@@ -79,10 +101,10 @@ export class ChainedUpstream implements Upstream {
     await Promise.all([...closing].map(async (u) => { await u.close() }))
   }
 
-  async #first<T> (registry: string, ask: (u: Upstream) => Promise<T>): Promise<T> {
+  async #first<T> (registry: string, ask: (u: Upstream, link: string) => Promise<T>): Promise<T> {
     for (const link of this.#o.mirrors.get(registry) ?? []) {
       try {
-        const answer = await ask(link.upstream)
+        const answer = await ask(link.upstream, link.name)
         this.#o.onResult?.(link.name, registry, 'ok')
         return answer
       } catch (err) {
@@ -96,7 +118,7 @@ export class ChainedUpstream implements Upstream {
       }
     }
     try {
-      const answer = await ask(this.#o.primary)
+      const answer = await ask(this.#o.primary, 'endpoint')
       this.#o.onResult?.('endpoint', registry, 'ok')
       return answer
     } catch (err) {

@@ -87,6 +87,7 @@ void describe('agents chain to a central mirror (issue 14)', () => {
     assert.ok(sumMetric(metrics, 'flotilla_served_bytes_total') >= image.largeLayerSize, 'the central mirror served the layer')
     assert.ok(await a.metric('flotilla_upstream_endpoint_requests_total', { endpoint: central.url, result: 'ok' }) >= 1)
     assert.equal(await a.metric('flotilla_upstream_endpoint_requests_total', { endpoint: 'endpoint' }), 0, 'the agent asked the upstream itself')
+    assert.ok(await a.metric('flotilla_upstream_endpoint_bytes_total', { endpoint: central.url }) >= image.largeLayerSize, 'the bytes are counted against the central mirror')
     const host = hostManifest(image)
     for (const d of [host.configDigest, ...host.layers.map((l) => l.digest)]) assert.equal(blobGets().get(`/v2/${REPO}/blobs/${d}`), 1, `${d} fetched upstream once`)
   })
