@@ -123,7 +123,7 @@ export function registerContainerd (program: Command): void {
     })
 
   containerd.command('check')
-    .description('check that containerd answers, reads hosts.toml from the certs dir, lists the agent first, and the agent answers')
+    .description('check that containerd answers, reads hosts.toml from the certs dir, lists the agent first, and the agent answers; warn (!) about what makes that useless')
     .option('--socket <path>', "containerd's socket", DEFAULT_SOCKET)
     .option('--namespace <ns>', 'containerd namespace', DEFAULT_NAMESPACE)
     .option('--certs-dir <dir>', "containerd's registry config_path", DEFAULT_CERTS_DIR)
@@ -148,7 +148,7 @@ export function registerContainerd (program: Command): void {
         registries: opts.registry ?? [],
         timeoutMs,
       })
-      for (const c of checks) print(`${c.ok ? '✓' : '✗'} ${c.check}: ${c.detail}`)
+      for (const c of checks) print(`${c.isWarning === true ? '!' : c.ok ? '✓' : '✗'} ${c.check}: ${c.detail}`)
       const failed = checks.filter((c) => !c.ok).length
       if (failed > 0) throw new ContainerdCommandError('ERR_CHECK_FAILED', `${failed} of ${checks.length} checks failed`)
     })

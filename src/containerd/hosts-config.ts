@@ -1,14 +1,11 @@
 import { constants as fsConstants } from 'node:fs'
 import { copyFile, mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { ContainerdClient } from './containerd-client.js'
-import type { CriImageClient } from './cri-image-client.js'
 import {
   DEFAULT_DIAL_TIMEOUT,
   DEFAULT_HOSTS_DIR,
   HOSTS_TOML_MARKER,
   defaultUpstreamServer,
-  findMirror,
   hostsDirName,
   normalizeMirrorUrl,
   renderHostsToml,
@@ -18,7 +15,7 @@ import {
 export const BACKUP_SUFFIX = '.flotilla-backup'
 /** Marks "there was no hosts.toml before flotilla": restore then deletes ours. */
 export const NO_ORIGINAL_SUFFIX = '.flotilla-none'
-const HOSTS_FILE = 'hosts.toml'
+export const HOSTS_FILE = 'hosts.toml'
 
 export interface ConfigureHostsOptions {
   /** containerd's `registry.config_path`, e.g. `/etc/containerd/certs.d`. */
@@ -59,25 +56,6 @@ export interface RestoredHostsFile {
   readonly path: string
   /** `restored`: the backup is back; `removed`: ours deleted (there was no original); `not-configured`: nothing of ours. */
   readonly action: 'restored' | 'removed' | 'not-configured'
-}
-
-export interface CheckHostsOptions {
-  /** containerd's socket, as the checks name it. */
-  readonly socket: string
-  /** containerd and its CRI plugin on that socket, each call bounded by timeoutMs; built and closed by the caller. */
-  readonly containerd: Pick<ContainerdClient, 'version'>
-  readonly cri: Pick<CriImageClient, 'runtimeConfig'>
-  readonly certsDir: string
-  readonly mirrorUrl: string
-  readonly registries?: readonly string[]
-  /** Bound on each check; default 2000 ms. */
-  readonly timeoutMs?: number
-}
-
-export interface HostsCheck {
-  readonly check: string
-  readonly ok: boolean
-  readonly detail: string
 }
 
 interface NoOriginalMarker { readonly isDirCreated: boolean }
@@ -174,75 +152,7 @@ export async function restoreHosts (options: RestoreHostsOptions): Promise<Resto
   return results
 }
 
-/**
- * For `flotilla containerd check`: containerd answers, its CRI plugin reads hosts.toml from certsDir, each
- * registry's hosts.toml lists the agent first, and the agent answers `/v2/`. Never throws for a failed
- * check; each is bounded by timeoutMs.
- */
-export async function checkHosts (options: CheckHostsOptions): Promise<HostsCheck[]> {
-  const timeoutMs = options.timeoutMs ?? 2000
-  const checks: HostsCheck[] = []
-  const mirrorUrl = normalizeMirrorUrl(options.mirrorUrl)
-
-  try {
-    const v = await options.containerd.version()
-    checks.push({ check: 'containerd', ok: true, detail: `containerd ${v.version} at ${options.socket}` })
-  } catch (err) {
-    checks.push({ check: 'containerd', ok: false, detail: `containerd not reachable at ${options.socket}: ${message(err)}` })
-  }
-
-  try {
-    const config = await options.cri.runtimeConfig()
-    const registry = config?.registry as { configPath?: unknown } | undefined
-    const configPath = typeof registry?.configPath === 'string' ? registry.configPath : ''
-    const isSame = configPath.replace(/\/+$/, '') === options.certsDir.replace(/\/+$/, '')
-    checks.push({
-      check: 'cri config_path',
-      ok: isSame,
-      detail: isSame
-        ? `CRI reads hosts.toml from ${configPath}`
-        : configPath === ''
-          ? 'containerd\'s CRI plugin has no registry.config_path: hosts.toml files are ignored (set plugins."io.containerd.grpc.v1.cri".registry.config_path)'
-          : `CRI reads hosts.toml from ${configPath}, not ${options.certsDir}`,
-    })
-  } catch (err) {
-    checks.push({ check: 'cri config_path', ok: false, detail: `CRI status unavailable: ${message(err)}` })
-  }
-
-  for (const registry of registryDirs(options.registries)) {
-    const path = join(options.certsDir, registry, HOSTS_FILE)
-    const check = `hosts.toml ${registry}`
-    const text = await readOptional(path)
-    if (text === undefined) {
-      checks.push({ check, ok: false, detail: `${path} is missing` })
-      continue
-    }
-    try {
-      const position = findMirror(text.toString('utf8'), mirrorUrl)
-      checks.push({
-        check,
-        ok: position.isFirst,
-        detail: position.isFirst
-          ? `${path} lists ${mirrorUrl} first (${position.hostCount} host(s))`
-          : position.isListed ? `${path} lists ${mirrorUrl} but not first` : `${path} does not list ${mirrorUrl}`,
-      })
-    } catch (err) {
-      checks.push({ check, ok: false, detail: `${path}: ${message(err)}` })
-    }
-  }
-
-  try {
-    const res = await fetch(`${mirrorUrl}/v2/`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' })
-    await res.body?.cancel()
-    const ok = res.status === 200 || res.status === 401
-    checks.push({ check: 'agent', ok, detail: `GET ${mirrorUrl}/v2/ → ${res.status}` })
-  } catch (err) {
-    checks.push({ check: 'agent', ok: false, detail: `GET ${mirrorUrl}/v2/ failed: ${message(err)}` })
-  }
-  return checks
-}
-
-function registryDirs (registries: readonly string[] | undefined): string[] {
+export function registryDirs (registries: readonly string[] | undefined): string[] {
   const list = registries === undefined || registries.length === 0 ? [DEFAULT_HOSTS_DIR] : registries.map(hostsDirName)
   return [...new Set(list)]
 }
@@ -271,7 +181,7 @@ async function configuredRegistries (certsDir: string): Promise<string[]> {
   return found
 }
 
-async function readOptional (path: string): Promise<Buffer | undefined> {
+export async function readOptional (path: string): Promise<Buffer | undefined> {
   try {
     return await readFile(path)
   } catch (err) {
@@ -300,8 +210,4 @@ function parseMarker (raw: Buffer): NoOriginalMarker {
   } catch {
     return { isDirCreated: false }
   }
-}
-
-function message (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }

@@ -1,6 +1,6 @@
 import { ContainerdClient } from '../containerd/containerd-client.js'
 import { CriImageClient } from '../containerd/cri-image-client.js'
-import { checkHosts, type CheckHostsOptions, type HostsCheck } from '../containerd/hosts-config.js'
+import { checkHosts, type CheckHostsOptions, type HostsCheck } from '../containerd/check-hosts.js'
 
 export interface CheckContainerdWiringOptions extends Omit<CheckHostsOptions, 'containerd' | 'cri'> {
   /** Namespace the containerd client is scoped to; default `k8s.io`. */
