@@ -36,6 +36,8 @@ export class ExistenceChecker {
   }
 
   async check (region: Region, repository: string, digest: Digest): Promise<Existence> {
+    // A region that stopped answering gets no clients, whatever it was known to hold.
+    if (this.#breakers.get(region.name)?.state === 'open') return 'unknown'
     const key = `${region.name}\0${digest}`
     const known = this.#known.get(key)
     const now = this.#o.now()

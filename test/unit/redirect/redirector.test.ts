@@ -93,14 +93,17 @@ describe('Redirector with regions answering HEADs', () => {
 
   it('a region that does not answer sends its clients to the origin within the bound, and its circuit opens', async () => {
     const { r, checker } = redirector()
+    // Known to hold this blob before it went down: once its circuit is open, that no longer sends clients there.
+    assert.equal((await r.decide('10.1.4.7', undefined, 'team/app', HELD)).reason, 'region')
     isDown = true
     try {
       for (let i = 0; i < 4; i++) {
         const started = Date.now()
-        const d = await r.decide('10.1.4.7', undefined, 'team/app', `sha256:${String(i).repeat(64)}` as Digest)
+        const d = await r.decide('10.1.4.7', undefined, 'team/app', `sha256:${String(i + 3).repeat(64)}` as Digest)
         assert.equal(d.reason, 'region-unavailable')
         assert.ok(Date.now() - started < 1000)
       }
+      assert.equal((await r.decide('10.1.4.7', undefined, 'team/app', HELD)).reason, 'region-unavailable', 'a cached answer overrode the open circuit')
       const status = r.status()
       assert.deepEqual(status.hosts, ['origin.example', new URL(base).host])
       assert.equal(status.regions.find((x) => x.name === 'eu-west-1a')?.circuit, 'open')
