@@ -91,9 +91,22 @@ describe('the push API (flotilla load)', () => {
     assert.equal(ociCode(unknown.body), 'BLOB_UPLOAD_UNKNOWN')
   })
 
-  test('a client from another address may not push', { skip: outside === undefined ? 'this machine has no non-loopback IPv4 address' : false }, async () => {
+  test('a client from another address may not push; a peer with the cluster\'s credentials may', { skip: outside === undefined ? 'this machine has no non-loopback IPv4 address' : false }, async () => {
     const r = await rawRequest(outside as string, h.port, '/v2/team/app/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0' } })
     assert.equal(r.status, 403)
     assert.equal(ociCode(r.body), 'DENIED')
+    // The peer policy is what checks credentials (HttpPeerPolicy): here it admits requests carrying the header as peers.
+    const peers = await startHandlerServer(blobOnlyUpstream(async () => { throw new Error('unused') }), {
+      host: '0.0.0.0',
+      peerPolicy: { admit: (req) => req.headers['x-flotilla-peer'] === 'signed' ? { kind: 'peer', mode: 'local' } : { kind: 'client' }, enterOwnedBlob: () => undefined },
+    })
+    try {
+      const refused = await rawRequest(outside as string, peers.port, '/v2/team/app/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0' } })
+      assert.equal(refused.status, 403)
+      const admitted = await rawRequest(outside as string, peers.port, '/v2/team/app/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0', 'x-flotilla-peer': 'signed' } })
+      assert.equal(admitted.status, 202, admitted.body)
+    } finally {
+      await peers.close()
+    }
   })
 })
