@@ -1,4 +1,4 @@
-import { age, alignColumns, humanBytes, printable, shortDigest, truncate } from './format.js'
+import { age, alignColumns, humanBytes, printable, shortDigest, truncate } from '../status/format.js'
 import { PRECACHE_PHASES, type PrecacheImageStatus, type PrecacheStatus } from '../precache/precache-status.js'
 
 /**

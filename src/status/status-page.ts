@@ -1,4 +1,4 @@
-import { age, duration, humanBytes, humanRate, shortDigest } from '../cli/format.js'
+import { age, duration, humanBytes, humanRate, shortDigest } from './format.js'
 import type { NodeStatus } from './node-status.js'
 
 /**

@@ -1,4 +1,4 @@
-import { age, alignColumns, duration, humanBytes, humanRate, printable, shortDigest, truncate } from '../cli/format.js'
+import { age, alignColumns, duration, humanBytes, humanRate, printable, shortDigest, truncate } from './format.js'
 import type { NodeStatus } from './node-status.js'
 
 /**
