@@ -1,13 +1,19 @@
 import { DEFAULT_MANIFEST_ACCEPT, formatImageReference, formatPlatform, parseDigest, parseImageReference, parseManifest, type Digest, type ParsedManifest, type Platform } from '../oci/index.js'
+import { hasCode } from '../errors/flotilla-error.js'
 import { digestOf } from '../mirror/manifest-service.js'
+import type { BlobStore } from '../store/blob-store.js'
+import { keepBlob } from '../store/keep-blob.js'
 import { BundleError } from './bundle-error.js'
 import { includedChildren, type BundleImage } from './bundle-format.js'
 import type { ImageSource } from './image-source.js'
-import type { StagingCache } from './staging-cache.js'
 
 export interface CollectOptions {
   readonly source: ImageSource
-  readonly cache: StagingCache
+  /**
+   * The staging cache: a blob store (what the agent keeps its own blobs in), so that what is there is whole and
+   * verified, and a save that was interrupted resumes without fetching it again.
+   */
+  readonly cache: BlobStore
   /** Only these platforms' blobs of an index (the index bytes are kept whole); empty: all. */
   readonly platforms: readonly Platform[]
   /** Carry the referrers (signatures, SBOMs) of each image the registry lists. */
@@ -75,8 +81,8 @@ export async function collectImages (refs: readonly string[], o: CollectOptions)
     else toFetch.push([digest, b])
   }
   await runLimited(toFetch, o.concurrency ?? 4, async ([digest, b]) => {
-    const isCached = await o.cache.has(digest, b.size)
-    if (!isCached) await o.cache.put(digest, b.size, await o.source.blob(b.registry, b.repository, digest, o.signal), o.signal)
+    const isCached = await isStaged(o.cache, digest, b.size)
+    if (!isCached) await stage(o.cache, digest, b.size, await o.source.blob(b.registry, b.repository, digest, o.signal))
     o.onBlob?.({ digest, size: b.size, isCached })
   })
   const shipped = [...[...manifests].map(([digest, size]) => ({ digest, size })), ...toFetch.map(([digest, b]) => ({ digest, size: b.size }))]
@@ -90,8 +96,22 @@ async function stageManifest (o: CollectOptions, at: { registry: string, reposit
   if (expected !== undefined && digest !== expected) throw new BundleError('ERR_BUNDLE_DIGEST', `manifest ${at.registry}/${at.repository}@${expected}: the registry sent bytes hashing to ${digest}`)
   const parsed = parseManifest(m.bytes, m.mediaType)
   if (parsed.kind === 'schema1') throw new BundleError('ERR_BUNDLE_INVALID', `${at.registry}/${at.repository}:${reference} is a schema 1 manifest, which cannot be saved`)
-  if (!await o.cache.has(digest, m.bytes.byteLength)) await o.cache.putBytes(digest, m.bytes)
+  if (!await isStaged(o.cache, digest, m.bytes.byteLength)) await stage(o.cache, digest, m.bytes.byteLength, [m.bytes])
   return { digest, size: m.bytes.byteLength, parsed }
+}
+
+async function isStaged (cache: BlobStore, digest: Digest, size: number): Promise<boolean> {
+  return (await cache.stat(digest))?.size === size
+}
+
+/** Into the staging cache, verified; bytes that do not match their digest are the bundle's ERR_BUNDLE_DIGEST. */
+async function stage (cache: BlobStore, digest: Digest, size: number, body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
+  try {
+    await keepBlob(cache, digest, size, body)
+  } catch (err) {
+    if (hasCode(err, 'ERR_DIGEST_MISMATCH')) throw new BundleError('ERR_BUNDLE_DIGEST', `blob ${digest}: ${err.message}`, { cause: err })
+    throw err
+  }
 }
 
 async function referrersOf (o: CollectOptions, at: { registry: string, repository: string }, digest: Digest): Promise<Digest[]> {

@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import type { ImageSource } from '../bundle/image-source.js'
 import { ConfigError } from '../config/config-error.js'
@@ -72,13 +74,13 @@ export function registerSave (program: Command): void {
         throw new ConfigError((err as Error).message)
       }
       const maxPartSize = o.maxPartSize === undefined ? undefined : parseSize(o.maxPartSize)
-      const { StagingCache, defaultCacheDir } = await import('../bundle/staging-cache.js')
+      const { FsBlobStore } = await import('../store/fs-blob-store.js')
       const { collectImages } = await import('../bundle/collect-images.js')
       const { writeBundle } = await import('../bundle/bundle-writer.js')
       const source = await openSource(o)
       const started = Date.now()
       try {
-        const cache = await StagingCache.open(o.cacheDir ?? defaultCacheDir())
+        const cache = await FsBlobStore.open(o.cacheDir ?? defaultCacheDir())
         const exclude = new Map<string, number>()
         if ((o.excludeFrom ?? []).length > 0) {
           const { listBundle } = await import('../bundle/bundle-reader.js')
@@ -93,7 +95,7 @@ export function registerSave (program: Command): void {
         const progress = byteProgress('writing', collected.bytes)
         const written = await writeBundle({
           file: output, images: collected.images, blobs: collected.blobs, excluded: collected.excluded,
-          open: async (digest) => cache.open(digest), ...(maxPartSize === undefined ? {} : { maxPartSize }),
+          open: async (digest) => await cache.open(digest) ?? await lost(digest), ...(maxPartSize === undefined ? {} : { maxPartSize }),
           onProgress: (n) => { progress.update(n) },
         })
         progress.stop()
@@ -105,6 +107,18 @@ export function registerSave (program: Command): void {
         await source.close()
       }
     })
+}
+
+/** Where `flotilla save` stages what it fetches unless told otherwise: it survives an interrupted save. */
+function defaultCacheDir (env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== '' ? env.XDG_CACHE_HOME : join(homedir(), '.cache')
+  return join(base, 'flotilla', 'save')
+}
+
+/** A blob staged a moment ago is gone (something else cleaned the cache). */
+async function lost (digest: string): Promise<never> {
+  const { BundleError } = await import('../bundle/bundle-error.js')
+  throw new BundleError('ERR_BUNDLE_IO', `the staging cache no longer holds ${digest}; save again`)
 }
 
 async function openSource (o: SaveOptions): Promise<ImageSource> {

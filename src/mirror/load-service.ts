@@ -2,12 +2,10 @@ import type { Readable } from 'node:stream'
 import { FlotillaError } from '../errors/flotilla-error.js'
 import { parseDigest, parseManifest, type Digest, type ManifestRef } from '../oci/index.js'
 import type { BlobStore } from '../store/blob-store.js'
+import { keepBlob } from '../store/keep-blob.js'
 import type { TagIndex } from '../store/tag-index.js'
 import { digestOf, type ManifestService } from './manifest-service.js'
 import type { MirrorRequest } from './mirror-types.js'
-
-/** Bytes handed to the store at once: a loaded blob is written in batches this size, not per socket chunk. */
-const BATCH_BYTES = 1 << 20
 
 export interface LoadServiceOptions {
   readonly store: BlobStore
@@ -36,27 +34,8 @@ export class LoadService {
       for await (const chunk of body) void chunk
       return { isNew: false }
     }
-    const writer = await this.#o.store.begin(digest, size)
-    try {
-      let batch: Uint8Array[] = []
-      let batched = 0
-      for await (const chunk of body) {
-        batch.push(chunk as Uint8Array)
-        batched += (chunk as Uint8Array).byteLength
-        if (batched >= BATCH_BYTES) {
-          await writer.writev(batch)
-          batch = []
-          batched = 0
-        }
-      }
-      if (batch.length > 0) await writer.writev(batch)
-      if (!writer.isKeeping) throw new FlotillaError('ERR_BLOB_FETCH', `blob ${digest} could not be kept: the disk is full`)
-      await writer.commit()
-      return { isNew: true }
-    } catch (err) {
-      await writer.abort()
-      throw err
-    }
+    await keepBlob(this.#o.store, digest, size, body)
+    return { isNew: true }
   }
 
   /**
