@@ -1,5 +1,5 @@
 import type { BundleErrorCode } from '../errors/error-code.js'
-import { FlotillaError, type FlotillaErrorOptions } from '../errors/flotilla-error.js'
+import { FlotillaError, hasCode, type FlotillaErrorOptions } from '../errors/flotilla-error.js'
 
 export type { BundleErrorCode } from '../errors/error-code.js'
 
@@ -9,4 +9,9 @@ export class BundleError extends FlotillaError<BundleErrorCode> {
   constructor (code: BundleErrorCode, message: string, options?: FlotillaErrorOptions) {
     super(code, message, options)
   }
+}
+
+/** The store's digest check failing (DigestMismatchError) as the bundle's ERR_BUNDLE_DIGEST, `where` in front. */
+export function asBundleDigestError (err: unknown, where: string): unknown {
+  return hasCode(err, 'ERR_DIGEST_MISMATCH') ? new BundleError('ERR_BUNDLE_DIGEST', `${where}: ${err.message}`, { cause: err }) : err
 }

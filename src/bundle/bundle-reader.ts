@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { extract as tarExtract, type Extract } from 'tar-stream'
-import { parseDigest, type Digest } from '../oci/index.js'
-import { BundleError } from './bundle-error.js'
+import type { Digest } from '../oci/index.js'
+import { DigestVerifier } from '../store/digest-verifier.js'
+import { asBundleDigestError, BundleError } from './bundle-error.js'
 import {
   BUNDLE_INFO_NAME, digestOfBlobPath, DOCKER_MANIFEST_NAME, DOCKER_REPOSITORIES_NAME, INDEX_NAME, MAX_METADATA_BYTES,
   normalizeEntryName, OCI_LAYOUT_NAME, parseBundleInfo, parseOciIndexJson, parseOciLayout, parsePartsManifest,
@@ -184,27 +184,17 @@ async function verifyBlob (file: string, digest: Digest, size: number, entry: En
 
 /** Copies the entry into `body`, hashing; ends `body` only when digest and size match, errors it otherwise. */
 async function pump (file: string, digest: Digest, size: number, entry: Entry, body: PassThrough): Promise<void> {
-  const { algorithm } = parseDigest(digest)
-  const hash = createHash(algorithm)
-  let n = 0
+  const verifier = new DigestVerifier(digest, size)
   try {
     for await (const chunk of entry) {
       const buf = chunk as Buffer
-      n += buf.length
-      hash.update(buf)
+      verifier.update(buf)
       if (!body.destroyed && !body.write(buf)) await waitFor(body, 'drain', true)
     }
+    verifier.verify()
   } catch (err) {
-    const e = explain(err, file)
+    const e = explain(asBundleDigestError(err, `${file}: blob ${digest}`), file)
     body.destroy(e as Error)
-    throw e
-  }
-  const actual = `${algorithm}:${hash.digest('hex')}`
-  if (n !== size || actual !== digest) {
-    const e = new BundleError('ERR_BUNDLE_DIGEST', n !== size
-      ? `${file}: blob ${digest} has ${n} bytes, its header says ${size}`
-      : `${file}: blob ${digest} does not match its digest (bytes hash to ${actual})`)
-    body.destroy(e)
     throw e
   }
   body.end()

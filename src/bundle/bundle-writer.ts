@@ -6,7 +6,8 @@ import { Transform, type Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { pack as tarPack, type Pack } from 'tar-stream'
 import { parseDigest, parseManifest, type Digest, type ParsedManifest } from '../oci/index.js'
-import { BundleError } from './bundle-error.js'
+import { DigestVerifier } from '../store/digest-verifier.js'
+import { asBundleDigestError, BundleError } from './bundle-error.js'
 import {
   blobPathOf, BUNDLE_INFO_NAME, DOCKER_MANIFEST_NAME, dockerManifestJson, includedChildren, INDEX_NAME, isZstdName,
   MAX_METADATA_BYTES, OCI_LAYOUT_JSON, OCI_LAYOUT_NAME, ociIndexJson, partFileName, partsManifestName, serializeBundleInfo,
@@ -167,17 +168,17 @@ async function readManifest (o: WriteBundleOptions, digest: Digest, size: number
   if (size > MAX_METADATA_BYTES) throw new BundleError('ERR_BUNDLE_INVALID', `manifest ${digest} is ${size} bytes; the limit is ${MAX_METADATA_BYTES}`)
   const body = await openBlob(o, digest)
   const chunks: Buffer[] = []
-  const hash = createHash(parseDigest(digest).algorithm)
-  let n = 0
-  for await (const chunk of body) {
-    const buf = chunk as Buffer
-    n += buf.length
-    if (n > size) break
-    hash.update(buf)
-    chunks.push(buf)
-  }
-  if (n !== size || `${parseDigest(digest).algorithm}:${hash.digest('hex')}` !== digest) {
-    throw new BundleError('ERR_BUNDLE_DIGEST', `manifest ${digest}: bytes do not match the digest or the size ${size}`)
+  const verifier = new DigestVerifier(digest, size)
+  try {
+    for await (const chunk of body) {
+      verifier.update(chunk as Buffer)
+      chunks.push(chunk as Buffer)
+    }
+    verifier.verify()
+  } catch (err) {
+    throw asBundleDigestError(err, `manifest ${digest}`)
+  } finally {
+    body.destroy()
   }
   try {
     return parseManifest(Buffer.concat(chunks), mediaType)
@@ -266,9 +267,7 @@ async function addEntry (tar: Pack, name: string, body: Buffer, mtime: Date): Pr
 
 /** Streams one blob into the tar with its size declared up front; the bytes must match digest and size. */
 async function addBlob (tar: Pack, b: BundleBlob, body: Readable, mtime: Date, onBytes: (n: number) => void): Promise<void> {
-  const { algorithm } = parseDigest(b.digest)
-  const hash = createHash(algorithm)
-  let n = 0
+  const verifier = new DigestVerifier(b.digest, b.size)
   let entryError: Error | undefined
   let settle: (err?: Error | null) => void = () => {}
   const done = new Promise<void>((resolve, reject) => {
@@ -283,19 +282,17 @@ async function addBlob (tar: Pack, b: BundleBlob, body: Readable, mtime: Date, o
   try {
     for await (const chunk of body) {
       const buf = chunk as Buffer
-      n += buf.length
-      if (n > b.size) throw new BundleError('ERR_BUNDLE_DIGEST', `blob ${b.digest}: more than the declared ${b.size} bytes`)
-      hash.update(buf)
+      verifier.update(buf)
       if (!entry.write(buf)) await drained(entry)
       if (entryError !== undefined) throw entryError
       onBytes(buf.length)
     }
+    verifier.verify()
+  } catch (err) {
+    throw asBundleDigestError(err, `blob ${b.digest}`)
   } finally {
     body.destroy()
   }
-  if (n !== b.size) throw new BundleError('ERR_BUNDLE_DIGEST', `blob ${b.digest}: ${n} bytes, declared ${b.size}`)
-  const actual = `${algorithm}:${hash.digest('hex')}`
-  if (actual !== b.digest) throw new BundleError('ERR_BUNDLE_DIGEST', `blob ${b.digest}: bytes hash to ${actual}`)
   entry.end(undefined)
   await done
   if (entryError !== undefined) throw entryError
