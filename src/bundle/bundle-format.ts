@@ -2,8 +2,8 @@
 // a Docker `manifest.json`, and flotilla's own `flotilla-bundle.json`. Pure: no I/O.
 import { z } from 'zod'
 import {
-  isDigest, MediaType, parseDigest, parseImageReference, parseManifest, parsePlatform, platformMatches,
-  type Descriptor, type Digest, type ParsedManifest,
+  isDigest, MediaType, parseDigest, parseImageReference, parseManifest, parsePlatform,
+  type Digest, type ParsedManifest,
 } from '../oci/index.js'
 import { BundleError } from './bundle-error.js'
 
@@ -20,7 +20,6 @@ export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name'
 /** skopeo's `oci-archive:FILE:REF` picks the index entry whose ref.name equals REF. */
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name'
 /** buildx attestation manifests point at the platform manifest they describe with this annotation. */
-const ANNOTATION_DOCKER_REFERENCE_DIGEST = 'vnd.docker.reference.digest'
 
 export const OCI_LAYOUT_JSON: Buffer = Buffer.from('{"imageLayoutVersion":"1.0.0"}')
 
@@ -172,20 +171,6 @@ export function normalizeEntryName (name: string): string {
   while (n.startsWith('./')) n = n.slice(2)
   while (n.startsWith('/')) n = n.slice(1)
   return n
-}
-
-/**
- * The children of an index a bundle carries for `platforms` ([] = all): the matching platform manifests, plus
- * attestation manifests that point at one of them.
- */
-export function includedChildren (index: ParsedManifest, platforms: readonly string[]): Descriptor[] {
-  if (index.kind !== 'index') return []
-  if (platforms.length === 0) return [...index.manifests]
-  const wanted = platforms.map(parsePlatform)
-  const matching = index.manifests.filter((d) => d.platform !== undefined && wanted.some((w) => platformMatches(w, d.platform!)))
-  const chosen = new Set<string>(matching.map((d) => d.digest))
-  return index.manifests.filter((d) => chosen.has(d.digest) ||
-    (d.annotations?.[ANNOTATION_DOCKER_REFERENCE_DIGEST] !== undefined && chosen.has(d.annotations[ANNOTATION_DOCKER_REFERENCE_DIGEST])))
 }
 
 export interface DockerManifestEntry {

@@ -5,11 +5,11 @@ import { basename, dirname, join } from 'node:path'
 import { Transform, type Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { pack as tarPack, type Pack } from 'tar-stream'
-import { parseDigest, parseManifest, type Digest, type ParsedManifest } from '../oci/index.js'
+import { includedChildren, parseDigest, parseManifest, type Digest, type ParsedManifest } from '../oci/index.js'
 import { DigestVerifier } from '../store/digest-verifier.js'
 import { asBundleDigestError, BundleError } from './bundle-error.js'
 import {
-  blobPathOf, BUNDLE_INFO_NAME, DOCKER_MANIFEST_NAME, dockerManifestJson, includedChildren, INDEX_NAME, isZstdName,
+  blobPathOf, BUNDLE_INFO_NAME, DOCKER_MANIFEST_NAME, dockerManifestJson, INDEX_NAME, isZstdName,
   MAX_METADATA_BYTES, OCI_LAYOUT_JSON, OCI_LAYOUT_NAME, ociIndexJson, partFileName, partsManifestName, serializeBundleInfo,
   serializePartsManifest, type BundleImage, type BundleInfo, type BundlePart, type BundlePartsManifest, type DockerManifestEntry,
 } from './bundle-format.js'

@@ -1,10 +1,10 @@
-import { DEFAULT_MANIFEST_ACCEPT, formatImageReference, formatPlatform, parseDigest, parseImageReference, parseManifest, type Digest, type ParsedManifest, type Platform } from '../oci/index.js'
+import { DEFAULT_MANIFEST_ACCEPT, formatImageReference, includedChildren, formatPlatform, parseDigest, parseImageReference, parseManifest, type Digest, type ParsedManifest, type Platform } from '../oci/index.js'
 import { hasCode } from '../errors/flotilla-error.js'
 import { digestOf } from '../mirror/manifest-service.js'
 import type { BlobStore } from '../store/blob-store.js'
 import { keepBlob } from '../store/keep-blob.js'
 import { BundleError } from './bundle-error.js'
-import { includedChildren, type BundleImage } from './bundle-format.js'
+import type { BundleImage } from './bundle-format.js'
 import type { ImageSource } from './image-source.js'
 
 export interface CollectOptions {

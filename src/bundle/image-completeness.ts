@@ -1,6 +1,5 @@
-import { INDEX_MEDIA_TYPES, parseManifest, type Digest, type ParsedManifest } from '../oci/index.js'
+import { includedChildren, INDEX_MEDIA_TYPES, parseManifest, type Digest, type ParsedManifest } from '../oci/index.js'
 import { BundleError } from './bundle-error.js'
-import { includedChildren } from './bundle-format.js'
 
 export interface CompletenessImage {
   digest: Digest

@@ -1,9 +1,8 @@
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
 import { readLimited } from '../http/read-limited.js'
-import { MAX_MANIFEST_BYTES, parseImageReference, parseManifest, type Digest } from '../oci/index.js'
+import { includedChildren, MAX_MANIFEST_BYTES, parseImageReference, parseManifest, type Digest } from '../oci/index.js'
 import { BundleError } from './bundle-error.js'
-import { includedChildren } from './bundle-format.js'
 import { readBundle } from './bundle-reader.js'
 import { missingContent } from './image-completeness.js'
 

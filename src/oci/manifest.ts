@@ -1,7 +1,7 @@
 import { parseDigest, type Digest } from './digest.js'
 import { INDEX_MEDIA_TYPES, MediaType } from './media-types.js'
 import { OciError } from './oci-error.js'
-import type { Platform } from './platform.js'
+import { parsePlatform, platformMatches, type Platform } from './platform.js'
 
 /** Registries commonly cap manifests at 4 MiB; anything larger is refused before it is parsed. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -93,4 +93,21 @@ export function referencedDescriptors (m: ParsedManifest): readonly Descriptor[]
   if (m.kind === 'index') return m.manifests
   if (m.kind === 'manifest') return [m.config, ...m.layers]
   return []
+}
+
+/** buildx marks an attestation manifest with the digest of the platform manifest it describes. */
+const ANNOTATION_DOCKER_REFERENCE_DIGEST = 'vnd.docker.reference.digest'
+
+/**
+ * The children of an index that serve `platforms` (`os/arch[/variant]`) ([] = all): the matching platform manifests, plus
+ * attestation manifests that point at one of them.
+ */
+export function includedChildren (index: ParsedManifest, platforms: readonly string[]): Descriptor[] {
+  if (index.kind !== 'index') return []
+  if (platforms.length === 0) return [...index.manifests]
+  const wanted = platforms.map(parsePlatform)
+  const matching = index.manifests.filter((d) => d.platform !== undefined && wanted.some((w) => d.platform !== undefined && platformMatches(w, d.platform)))
+  const chosen = new Set<string>(matching.map((d) => d.digest))
+  return index.manifests.filter((d) => chosen.has(d.digest) ||
+    (d.annotations?.[ANNOTATION_DOCKER_REFERENCE_DIGEST] !== undefined && chosen.has(d.annotations[ANNOTATION_DOCKER_REFERENCE_DIGEST])))
 }

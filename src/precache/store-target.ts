@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
-import { DEFAULT_MANIFEST_ACCEPT, normalizePlatform, parseManifest, platformMatches, type Digest, type ManifestRef, type ParsedManifest, type Platform } from '../oci/index.js'
+import { DEFAULT_MANIFEST_ACCEPT, formatPlatform, includedChildren, normalizePlatform, parseManifest, type Digest, type ManifestRef, type ParsedManifest, type Platform } from '../oci/index.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { HeldImage, PinSupport, PrecacheTarget, WantedImage } from './precache-target.js'
 
@@ -67,7 +67,7 @@ export class StoreTarget implements PrecacheTarget {
     const top = await this.#o.mirror.getManifest(req, topRef, DEFAULT_MANIFEST_ACCEPT)
     keep(top.digest, top.size)
     const manifest = parseManifest(top.body, top.mediaType)
-    const children = manifest.kind === 'index' ? manifest.manifests.filter((m) => this.#isWanted(image, m.platform)) : []
+    const children = includedChildren(manifest, this.#platforms(image).map(formatPlatform))
     if (manifest.kind === 'index' && children.length === 0) throw new Error(`${image.key} has no manifest for ${this.#platforms(image).map((p) => `${p.os}/${p.architecture}`).join(', ')}`)
     const manifests: ParsedManifest[] = manifest.kind === 'index' ? [] : [manifest]
     for (const child of children) {
@@ -116,10 +116,6 @@ export class StoreTarget implements PrecacheTarget {
 
   #platforms (image: WantedImage): readonly Platform[] {
     return image.platforms.length > 0 ? image.platforms : this.#o.defaultPlatforms ?? [nodePlatform()]
-  }
-
-  #isWanted (image: WantedImage, platform: Platform | undefined): boolean {
-    return platform !== undefined && this.#platforms(image).some((p) => platformMatches(p, platform))
   }
 }
 

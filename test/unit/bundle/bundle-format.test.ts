@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { BundleError } from '../../../src/bundle/bundle-error.js'
 import {
-  blobPathOf, digestOfBlobPath, dockerManifestJson, includedChildren, ociIndexJson, parseBundleInfo, parseOciIndexJson,
+  blobPathOf, digestOfBlobPath, dockerManifestJson, ociIndexJson, parseBundleInfo, parseOciIndexJson,
   partFileName, partsManifestName, type BundleInfo,
 } from '../../../src/bundle/bundle-format.js'
-import { MediaType, parseManifest, type Digest } from '../../../src/oci/index.js'
+import { includedChildren, MediaType, parseManifest, type Digest } from '../../../src/oci/index.js'
 import { makeFixture } from './bundle-fixture.js'
 
 const D = `sha256:${'a'.repeat(64)}` as Digest
