@@ -3,7 +3,8 @@ import { stat, readFile } from 'node:fs/promises'
 import bcrypt from 'bcryptjs'
 import type { Logger } from 'pino'
 import { ConfigError } from '../config/config-error.js'
-import { PrefixMap } from '../http/ip-address.js'
+import { networkList } from '../config/network-list.js'
+import type { PrefixMap } from '../http/ip-address.js'
 
 /** Why a client was not let in (the metric's `reason`). */
 export type AuthFailure = 'missing' | 'malformed' | 'unknown-user' | 'wrong-password'
@@ -32,7 +33,7 @@ const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/
  */
 export class ClientAuth {
   readonly #o: ClientAuthOptions
-  readonly #allowed = new PrefixMap<true>()
+  readonly #allowed: PrefixMap<true>
   readonly #verified = new Map<string, number>()
   #entries: Entries | undefined
   #checkedAt = 0
@@ -40,9 +41,7 @@ export class ClientAuth {
 
   private constructor (o: ClientAuthOptions) {
     this.#o = o
-    for (const cidr of o.allowCidrs ?? []) {
-      if (!this.#allowed.add(cidr, true)) throw new ConfigError(`auth.allowCidrs: ${JSON.stringify(cidr)} is not an IPv4 or IPv6 CIDR`)
-    }
+    this.#allowed = networkList('auth.allowCidrs', o.allowCidrs ?? [])
   }
 
   static async open (o: ClientAuthOptions): Promise<ClientAuth> {

@@ -1,17 +1,15 @@
-import { PrefixMap } from '../http/ip-address.js'
-import { ConfigError } from '../config/config-error.js'
+import { networkList } from '../config/network-list.js'
+import type { PrefixMap } from '../http/ip-address.js'
 
 /**
  * Who the client is: the socket's address, or, when that is a trusted proxy, the right-most hop of
  * `X-Forwarded-For` that is not itself a trusted proxy (hops to its left could be made up by the client).
  */
 export class ClientAddress {
-  readonly #trusted = new PrefixMap<true>()
+  readonly #trusted: PrefixMap<true>
 
   constructor (trustedProxies: readonly string[]) {
-    for (const cidr of trustedProxies) {
-      if (!this.#trusted.add(cidr, true)) throw new ConfigError(`redirect.trustedProxies: ${JSON.stringify(cidr)} is not an IPv4 or IPv6 CIDR`)
-    }
+    this.#trusted = networkList('redirect.trustedProxies', trustedProxies)
   }
 
   of (socketAddress: string | undefined, forwardedFor: string | string[] | undefined): string | undefined {
