@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
 import { hasCode } from '../errors/flotilla-error.js'
+import { errorBodyMessage } from '../http/error-body.js'
 import { readLimited } from '../http/read-limited.js'
 import { MAX_MANIFEST_BYTES, type Digest } from '../oci/index.js'
 import type { ManifestBody, Upstream } from '../upstream/upstream.js'
@@ -47,13 +48,7 @@ export function agentImageSource (base: string): ImageSource {
     return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable }
   }
   const fail = async (what: string, r: { status: number, body: Readable }): Promise<never> => {
-    const text = (await readLimited(r.body, 64 * 1024))?.toString('utf8') ?? ''
-    let message = text.slice(0, 200)
-    try {
-      message = (JSON.parse(text) as { errors?: Array<{ message?: string }> }).errors?.[0]?.message ?? message
-    } catch {
-      // not an OCI error body: its start says enough
-    }
+    const message = await errorBodyMessage(r.body)
     throw new BundleError('ERR_BUNDLE_IO', `${what} through ${root}: HTTP ${r.status}${message === '' ? '' : `: ${message}`}`)
   }
   return {

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
+import { errorBodyMessage } from '../http/error-body.js'
 import { readLimited } from '../http/read-limited.js'
 import { includedChildren, MAX_MANIFEST_BYTES, parseImageReference, parseManifest, type Digest } from '../oci/index.js'
 import { BundleError } from './bundle-error.js'
@@ -176,13 +177,7 @@ class AgentClient {
   }
 
   async #fail (what: string, res: Awaited<ReturnType<typeof request>>): Promise<never> {
-    const text = (await readLimited(res.body as unknown as Readable, 64 * 1024))?.toString('utf8') ?? ''
-    let message = text.slice(0, 200)
-    try {
-      message = (JSON.parse(text) as { errors?: Array<{ message?: string }> }).errors?.[0]?.message ?? message
-    } catch {
-      // not an OCI error body
-    }
+    const message = await errorBodyMessage(res.body as unknown as Readable)
     throw new BundleError('ERR_BUNDLE_IO', `${what}: the agent answered HTTP ${res.statusCode}${message === '' ? '' : `: ${message}`}`)
   }
 }

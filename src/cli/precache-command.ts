@@ -1,5 +1,7 @@
 import { Option, type Command } from 'commander'
 import type { ZodType } from 'zod'
+import { describeError, oneLine } from '../errors/one-line.js'
+import { ociErrorMessage } from '../oci/index.js'
 import type { PrecacheStatus } from '../precache/precache-status.js'
 
 /**
@@ -161,7 +163,7 @@ async function fetchStatusText (base: string, path: string, what: string): Promi
       throw new PrecacheCommandError('ERR_AGENT_UNREACHABLE', `the agent at ${base} did not answer within ${TIMEOUT_MS / 1000} s`, { cause: err })
     }
     throw new PrecacheCommandError('ERR_AGENT_UNREACHABLE',
-      `cannot reach the agent at ${base}: ${describe(err)} (is flotilla serve running there? set --agent or FLOTILLA_AGENT)`, { cause: err })
+      `cannot reach the agent at ${base}: ${describeError(err)} (is flotilla serve running there? set --agent or FLOTILLA_AGENT)`, { cause: err })
   } finally {
     // Not close(): nothing is left to send, and a kept-alive socket must not hold the process open.
     void dispatcher.destroy().catch(() => { /* already gone */ })
@@ -174,23 +176,8 @@ function parseJson (text: string, base: string): unknown {
   } catch (err) {
     const start = oneLine(text).slice(0, 40)
     throw new PrecacheCommandError('ERR_AGENT_ANSWER_INVALID',
-      `the agent at ${base} answered with something that is not JSON (${describe(err)}; it starts ${JSON.stringify(start)})`, { cause: err })
+      `the agent at ${base} answered with something that is not JSON (${describeError(err)}; it starts ${JSON.stringify(start)})`, { cause: err })
   }
-}
-
-/** The messages of an OCI error body (`{"errors":[{"code","message"}]}`), if the body is one. */
-function ociErrorMessage (text: string): string | undefined {
-  let doc: unknown
-  try {
-    doc = JSON.parse(text)
-  } catch {
-    return undefined
-  }
-  if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { errors?: unknown }).errors)) return undefined
-  const messages = ((doc as { errors: unknown[] }).errors)
-    .map((e) => (typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string' ? oneLine((e as { message: string }).message) : ''))
-    .filter((m) => m !== '')
-  return messages.length === 0 ? undefined : messages.join('; ')
 }
 
 /** `sets[0].images[2].phase`, as a user would look it up in the JSON. */
@@ -198,17 +185,3 @@ function formatPath (path: ReadonlyArray<PropertyKey>): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('')
 }
 
-function describe (err: unknown): string {
-  if (err instanceof AggregateError && err.message === '') {
-    // A host name with several addresses: each refused connection is one error, all alike.
-    return describe(err.errors[0])
-  }
-  if (!(err instanceof Error)) return oneLine(String(err))
-  const code = (err as NodeJS.ErrnoException).code
-  return oneLine(code === undefined || err.message.includes(code) ? err.message : `${code}: ${err.message}`)
-}
-
-function oneLine (text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/ {2,}/g, ' ').trim()
-}

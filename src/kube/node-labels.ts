@@ -4,7 +4,7 @@ import { Agent, request } from 'undici'
 import { readLimited } from '../http/read-limited.js'
 import { KubeError } from './kube-error.js'
 import { isDnsSubdomain } from './labels.js'
-import { describeError, oneLine } from './one-line.js'
+import { describeError, oneLine } from '../errors/one-line.js'
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
 

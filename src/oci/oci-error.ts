@@ -45,3 +45,19 @@ export class OciError extends Error {
     return { errors: [{ code: this.code, message: this.message, ...(this.detail === undefined ? {} : { detail: this.detail }) }] }
   }
 }
+
+/** The messages of an OCI error body (`{ errors: [{ code, message }] }`), joined; undefined when the text is not one. */
+export function ociErrorMessage (text: string): string | undefined {
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  const errors = typeof doc === 'object' && doc !== null ? (doc as { errors?: unknown }).errors : undefined
+  if (!Array.isArray(errors)) return undefined
+  const messages = errors
+    .map((e: unknown) => (typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string' ? (e as { message: string }).message.replace(/\s+/g, ' ').trim() : ''))
+    .filter((m) => m !== '')
+  return messages.length === 0 ? undefined : messages.join('; ')
+}

@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { KubeError } from '../kube/kube-error.js'
 import { isLabelValue } from '../kube/labels.js'
 import { inClusterNodeOptions, readNodeLabels, type NodeApiOptions } from '../kube/node-labels.js'
-import { describeError, oneLine } from '../kube/one-line.js'
+import { describeError, oneLine } from '../errors/one-line.js'
 import { P2pError } from './errors.js'
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone'

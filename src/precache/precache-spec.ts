@@ -2,6 +2,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { ConfigError } from '../config/config-error.js'
 import { duration } from '../config/option-types.js'
+import { oneLine } from '../errors/one-line.js'
 import { isLabelKey, isLabelValue } from '../kube/labels.js'
 import { formatImageReference, parseImageReference, parsePlatform, type ImageReference, type Platform } from '../oci/index.js'
 
@@ -97,8 +98,4 @@ function dedupe (images: readonly PrecacheImage[]): PrecacheImage[] {
   const byKey = new Map<string, PrecacheImage>()
   for (const image of images) if (!byKey.has(image.key)) byKey.set(image.key, image)
   return [...byKey.values()]
-}
-
-function oneLine (text: string): string {
-  return text.replace(/\s+/g, ' ').trim().slice(0, 300)
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { describeError } from '../errors/one-line.js'
 import { matchesLabels } from '../kube/labels.js'
 import type { Digest, Platform } from '../oci/index.js'
 import type { PrecachePhase, PrecacheSetStatus } from './precache-status.js'
@@ -267,7 +268,7 @@ export class Precacher {
           if (resolved.confirmedAt !== undefined) e.lastConfirmed = Math.max(e.lastConfirmed ?? 0, resolved.confirmedAt)
         } catch (err) {
           if (signal.aborted) throw err
-          notConfirmed = `tag not confirmed: ${message(err)}`
+          notConfirmed = `tag not confirmed: ${describeError(err)}`
         }
       }
       held = await target.inspect(e.image, signal)
@@ -290,7 +291,7 @@ export class Precacher {
     } catch (err) {
       if (this.#closed.signal.aborted || this.#entries.get(key) !== e) return
       e.failures++
-      e.error = message(err)
+      e.error = describeError(err)
       // An image still held stays Ready (a refresh failed); one that is not held has failed.
       const stillHeld = held ?? await target.inspect(e.image, AbortSignal.timeout(5000)).catch(() => undefined)
       e.phase = stillHeld === undefined ? 'Failed' : 'Ready'
@@ -301,10 +302,6 @@ export class Precacher {
       this.#schedule(key, delay)
     }
   }
-}
-
-function message (err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').slice(0, 300)
 }
 
 function sameLabels (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
