@@ -28,6 +28,8 @@ export interface RedirectorOptions {
   readonly table: RegionTable
   readonly addresses: ClientAddress
   readonly checker: ExistenceChecker
+  /** Where the table is re-read from (the watched configuration file): its last refusal and load, for the status. */
+  readonly tableFile?: { readonly error: string | undefined, readonly loadedAt: Date | undefined }
 }
 
 /**
@@ -38,26 +40,21 @@ export class Redirector {
   readonly #origin: string
   readonly #addresses: ClientAddress
   readonly #checker: ExistenceChecker
+  readonly #tableFile: RedirectorOptions['tableFile']
+  readonly #startedAt = new Date()
   #table: RegionTable
-  #tableLoadedAt = new Date()
-  #tableError: string | undefined
 
   constructor (o: RedirectorOptions) {
     this.#origin = o.origin.replace(/\/+$/, '')
     this.#table = o.table
     this.#addresses = o.addresses
     this.#checker = o.checker
+    this.#tableFile = o.tableFile
   }
 
-  /** A new region table (the file changed); `error` instead when the new one was refused (the last good one stays). */
+  /** A new region table (the file changed). */
   setTable (table: RegionTable): void {
     this.#table = table
-    this.#tableLoadedAt = new Date()
-    this.#tableError = undefined
-  }
-
-  setTableError (error: string | undefined): void {
-    this.#tableError = error
   }
 
   /** The region for an address, with no existence check (`flotilla redirect explain`). */
@@ -82,8 +79,8 @@ export class Redirector {
       origin: this.#origin,
       hosts: [...hosts],
       regions: this.#table.regions.map((r) => ({ name: r.name, blobBase: r.blobBase, cidrs: r.cidrs, ...this.#checker.health(r) })),
-      tableError: this.#tableError ?? null,
-      tableLoadedAt: this.#tableLoadedAt.toISOString(),
+      tableError: this.#tableFile?.error ?? null,
+      tableLoadedAt: (this.#tableFile?.loadedAt ?? this.#startedAt).toISOString(),
     }
   }
 }

@@ -26,22 +26,21 @@ export const startRedirector: Role = async (config, logger) => await LifecycleSt
   const routed = { ...config, defaultRegistry: host, registries: new Map([[host, { endpoint: origin.replace(/\/+$/, ''), tagTtlMs: config.tagTtlMs, mirrors: [] }]]) }
   const checker = new ExistenceChecker({ hitTtlMs: config.redirect.existenceTTL, missTtlMs: config.redirect.missTTL, timeoutMs: config.redirect.checkTimeout })
   stack.defer(async () => { await checker.close() })
+  const log = logger.child({ component: 'redirect' })
+  // The table is re-read when the configuration file changes; a version refused keeps the last good one.
+  const tableFile = config.configFile === undefined ? undefined : new WatchedFile({
+    path: config.configFile, logger: log, what: 'region table',
+    parse: (text, name) => new RegionTable(parseConfigText(text, name).redirect.regions),
+    onValue: (t) => { redirector.setTable(t) },
+    describe: (t) => ({ regions: t.regions.map((r) => r.name) }),
+  })
   const redirector = new Redirector({
     origin, table: new RegionTable(config.redirect.regions), addresses: new ClientAddress(config.redirect.trustedProxies), checker,
+    ...(tableFile === undefined ? {} : { tableFile }),
   })
-  if (config.configFile !== undefined) {
-    const log = logger.child({ component: 'redirect' })
-    const table = new WatchedFile({
-      path: config.configFile, logger: log, what: 'region table',
-      parse: (text, name) => new RegionTable(parseConfigText(text, name).redirect.regions),
-      onValue: (t) => { redirector.setTable(t) },
-      describe: (t) => ({ regions: t.regions.map((r) => r.name) }),
-    })
-    await table.start()
-    // A refused version is reported where operators look: the status page.
-    const poll = setInterval(() => { redirector.setTableError(table.error) }, 1000)
-    poll.unref()
-    stack.defer(() => { clearInterval(poll); table.close() })
+  if (tableFile !== undefined) {
+    await tableFile.start()
+    stack.defer(() => { tableFile.close() })
   }
   const local = stack.use(await openLocalStore(config.dataDir, logger))
   const metrics = new Metrics()
