@@ -14,14 +14,14 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { startContainerd } from '../test/helpers/containerd.js'
-import { startDistribution, type Distribution } from '../test/helpers/distribution.js'
 import { freePort } from '../test/helpers/free-port.js'
 import { CommandError, formatCommand, runCommand, runCommandChecked } from '../test/helpers/run-command.js'
 import { makeTempDir } from '../test/helpers/temp-dir.js'
-import { OCI_INDEX, buildTestImage, pushTestImage, type TestImage } from '../test/helpers/test-image.js'
+import { OCI_INDEX, pushTestImage, type TestImage } from '../test/helpers/test-image.js'
 import { DIST_ENTRY, assertBuilt, startDistAgent } from './lib-dist-agent.js'
 import { MIB, describeMachine, formatMiB, invocation, markdownTable, median, renderReport, writeResult } from './lib-report.js'
 import { readCpuSeconds, readRss } from './lib-rss.js'
+import { startRegistryAndImage, toolVersion } from './lib-fixture.js'
 import { runBounded, type Log, type Teardown } from './lib-teardown.js'
 
 const REPO = 'bench/bundle'
@@ -112,19 +112,6 @@ function contentBytes (image: TestImage): number {
   return total
 }
 
-async function version (cmd: string, args: readonly string[]): Promise<string> {
-  const r = await runCommand(cmd, args, { timeoutMs: 10_000 })
-  return (r.stdout.trim() || r.stderr.trim()).split('\n')[0] ?? 'unknown'
-}
-
-/** Starts Distribution and builds the image at once; registers what started for teardown even when the other failed. */
-async function startAll (teardown: Teardown, workDir: string, largeLayerMiB: number): Promise<[Distribution, TestImage]> {
-  const [registry, image] = await Promise.allSettled([startDistribution(), buildTestImage({ workDir, largeLayerMiB })])
-  if (registry.status === 'fulfilled') teardown.add('distribution', registry.value.stop)
-  if (registry.status === 'rejected') throw registry.reason
-  if (image.status === 'rejected') throw image.reason
-  return [registry.value, image.value]
-}
 
 function fmtRange (values: readonly number[], digits: number): string {
   const med = median(values).toFixed(digits)
@@ -150,7 +137,7 @@ async function main (teardown: Teardown): Promise<void> {
   teardown.add('work dir', work.cleanup)
   const statsFile = join(work.path, 'time.txt')
   log(`building a test image with a ${largeLayerMiB} MiB layer; starting Distribution`)
-  const [registry, image] = await startAll(teardown, work.path, largeLayerMiB)
+  const [registry, image] = await startRegistryAndImage(teardown, work.path, largeLayerMiB)
   const ref = await pushTestImage(image.layoutDir, registry.host, REPO, image.tag)
   // The build's own copies (layout, large.bin) are not needed any more: half the disk traffic of a run is the bundle.
   await rm(image.layoutDir.replace(/\/layout$/, ''), { recursive: true, force: true })
@@ -302,7 +289,7 @@ async function main (teardown: Teardown): Promise<void> {
     }),
   )
   const [ctrVersion, skopeoVersion, registryVersion] = await Promise.all([
-    version('ctr', ['--version']), version('skopeo', ['--version']), version('docker-registry', ['--version']),
+    toolVersion('ctr', ['--version']), toolVersion('skopeo', ['--version']), toolVersion('docker-registry', ['--version']),
   ])
   const bundleBytes = save.runs[0]?.bytes ?? NaN
   const archiveBytes = skopeo.runs[0]?.bytes ?? NaN

@@ -18,16 +18,17 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startCountingProxy, type CountingProxy } from '../test/helpers/counting-proxy.js'
-import { startDistribution, startDistributionProxy, type Distribution } from '../test/helpers/distribution.js'
+import { startDistributionProxy } from '../test/helpers/distribution.js'
 import { freePort } from '../test/helpers/free-port.js'
 import { runCommand } from '../test/helpers/run-command.js'
 import { makeTempDir } from '../test/helpers/temp-dir.js'
-import { OCI_INDEX, OCI_MANIFEST, buildTestImage, hostManifest, pushTestImage, type TestImage } from '../test/helpers/test-image.js'
+import { OCI_INDEX, OCI_MANIFEST, hostManifest, pushTestImage } from '../test/helpers/test-image.js'
 import { waitFor } from '../test/helpers/wait-for.js'
 import { curlGet, type CurlResult } from './lib-curl.js'
 import { assertBuilt, startDistAgent, type DistAgent } from './lib-dist-agent.js'
 import { describeMachine, formatMiB, invocation, markdownTable, median, renderReport, writeResult } from './lib-report.js'
 import { readCpuSeconds, readRss } from './lib-rss.js'
+import { startRegistryAndImage, toolVersion } from './lib-fixture.js'
 import { runBounded, type Log, type Teardown } from './lib-teardown.js'
 
 const REPO = 'bench/central'
@@ -117,19 +118,6 @@ async function countStored (dataDir: string): Promise<number> {
   return n
 }
 
-async function version (cmd: string, args: readonly string[]): Promise<string> {
-  const r = await runCommand(cmd, args, { timeoutMs: 10_000 })
-  return (r.stdout.trim() || r.stderr.trim()).split('\n')[0] ?? 'unknown'
-}
-
-/** Starts Distribution and builds the image at once; registers what started for teardown even when the other failed. */
-async function startAll (teardown: Teardown, workDir: string, largeLayerMiB: number): Promise<[Distribution, TestImage]> {
-  const [registry, image] = await Promise.allSettled([startDistribution(), buildTestImage({ workDir, largeLayerMiB })])
-  if (registry.status === 'fulfilled') teardown.add('distribution', registry.value.stop)
-  if (registry.status === 'rejected') throw registry.reason
-  if (image.status === 'rejected') throw image.reason
-  return [registry.value, image.value]
-}
 
 function parseNs (text: string): number[] {
   const ns = text.split(',').map((s) => Number(s.trim()))
@@ -149,7 +137,7 @@ async function main (teardown: Teardown): Promise<void> {
   const work = await makeTempDir('central-bench')
   teardown.add('work dir', work.cleanup)
   log(`building a test image with a ${largeLayerMiB} MiB layer; starting Distribution`)
-  const [registry, image] = await startAll(teardown, work.path, largeLayerMiB)
+  const [registry, image] = await startRegistryAndImage(teardown, work.path, largeLayerMiB)
   const ref = await pushTestImage(image.layoutDir, registry.host, REPO, image.tag)
   await rm(image.layoutDir.replace(/\/layout$/, ''), { recursive: true, force: true })
   const upstream: CountingProxy = await startCountingProxy({ upstreamUrl: registry.url })
@@ -315,8 +303,8 @@ async function main (teardown: Teardown): Promise<void> {
       r.proxyCpuSeconds.toFixed(1), String(r.agentFallbacks), r.centralStoredBlobs === undefined ? '—' : `${r.centralStoredBlobs} files`,
     ]),
   )
-  const registryVersion = await version('docker-registry', ['--version'])
-  const curlVersion = await version('curl', ['--version'])
+  const registryVersion = await toolVersion('docker-registry', ['--version'])
+  const curlVersion = await toolVersion('curl', ['--version'])
   const nMax = Math.max(...ns)
   const fMax = find('flotilla', nMax)
   const dMax = find('distribution', nMax)
