@@ -14,6 +14,7 @@ import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
 import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js'
 import { flotillaCommand, sumMetric } from '../helpers/flotilla-agent.js'
 import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
+import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
 import { readAccessLog } from '../helpers/registry-access-log.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
 import { buildTestImage, hostArchitecture, hostManifest, type TestImage } from '../helpers/test-image.js'
@@ -95,20 +96,8 @@ void describe('an air-gap bundle loaded into one of four nodes (issue 12, check 
     upHost = `${host('up').ip}:5000`
     ref = `${upHost}/${REPO}:${image.tag}`
     darkRef = `${upHost}/${DARK_REPO}:${dark.tag}`
-    await writeFile(join(work.path, 'registry.json'), JSON.stringify({
-      version: 0.1, log: { level: 'warn', accesslog: { disabled: false } }, http: { addr: upHost, secret: 'test' },
-      storage: { filesystem: { rootdirectory: join(work.path, 'registry') } },
-    }))
-    const [cmd, args] = cluster.wrap(host('up'), 'docker-registry', ['serve', join(work.path, 'registry.json')])
-    upstream = await startProcess(cmd, args, {
-      name: 'distribution', logFile: accessLog, readyTimeoutMs: 20_000,
-      readyCheck: async () => (await host('up').exec('curl', ['-sf', '-o', '/dev/null', `http://${upHost}/v2/`], 5000)).code === 0,
-    })
-    for (const [layout, tag, to] of [[image.layoutDir, image.tag, ref], [dark.layoutDir, dark.tag, darkRef]] as const) {
-      const push = await host('up').exec('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false',
-        `oci:${layout}:${tag}`, `docker://${to}`], 120_000)
-      assert.equal(push.code, 0, push.stderr)
-    }
+    upstream = await startNetnsRegistry({ cluster, host: host('up'), dir: work.path, addr: upHost, logFile: accessLog, accessLog: true })
+    for (const [layout, tag, to] of [[image.layoutDir, image.tag, ref], [dark.layoutDir, dark.tag, darkRef]] as const) await pushFromNetns(host('up'), layout, tag, to)
 
     // The bundles are made on n0 while the upstream is still there (the connected side of an air gap), for this
     // machine's platform: the index keeps its digest, the other platform's blobs stay behind.

@@ -12,6 +12,7 @@ import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
 import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js'
 import { CLI_ENTRY, sumMetric } from '../helpers/flotilla-agent.js'
 import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
+import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
 import { runCommandChecked } from '../helpers/run-command.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
 import { buildTestImage, hostManifest, type TestImage } from '../helpers/test-image.js'
@@ -86,18 +87,8 @@ void describe('one copy of each layer per node with containerd (issue 10)', { ti
     await writeFile(keyFile, generateClusterKey(), { mode: 0o600 })
     ;[cluster, image, node] = await Promise.all([createNetnsCluster(NODES), buildTestImage({ largeLayerMiB: 96 }), startContainerd()])
     upHost = `${host('up').ip}:5000`
-    await writeFile(join(work.path, 'registry.json'), JSON.stringify({
-      version: 0.1, log: { level: 'warn' }, http: { addr: upHost, secret: 'test' },
-      storage: { filesystem: { rootdirectory: join(work.path, 'registry') } },
-    }))
-    const [cmd, args] = cluster.wrap(host('up'), 'docker-registry', ['serve', join(work.path, 'registry.json')])
-    upstream = await startProcess(cmd, args, {
-      name: 'distribution', readyTimeoutMs: 20_000,
-      readyCheck: async () => (await host('up').exec('curl', ['-sf', '-o', '/dev/null', `http://${upHost}/v2/`], 5000)).code === 0,
-    })
-    const push = await host('up').exec('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false',
-      `oci:${image.layoutDir}:${image.tag}`, `docker://${upHost}/${REPO}:${image.tag}`], 120_000)
-    assert.equal(push.code, 0, push.stderr)
+    upstream = await startNetnsRegistry({ cluster, host: host('up'), dir: work.path, addr: upHost })
+    await pushFromNetns(host('up'), image.layoutDir, image.tag, `${upHost}/${REPO}:${image.tag}`)
     ref = `${upHost}/${REPO}:${image.tag}`
   })
 

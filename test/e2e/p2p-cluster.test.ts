@@ -9,6 +9,7 @@ import { generateClusterKey } from '../../src/p2p/cluster-key.js'
 import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
 import { CLI_ENTRY, sumMetric } from '../helpers/flotilla-agent.js'
 import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
+import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
 import { buildTestImage, type TestImage } from '../helpers/test-image.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -34,12 +35,7 @@ void describe('peer to peer across network namespaces (issue 4)', { timeout: 300
   }
 
   async function startUpstream (): Promise<void> {
-    const up = host('up')
-    const [cmd, args] = cluster.wrap(up, 'docker-registry', ['serve', join(work.path, 'registry.json')])
-    upstream = await startProcess(cmd, args, {
-      name: 'distribution', logFile: accessLog, readyTimeoutMs: 20_000,
-      readyCheck: async () => (await up.exec('curl', ['-sf', '-o', '/dev/null', `http://${upHost}/v2/`], 5000)).code === 0,
-    })
+    upstream = await startNetnsRegistry({ cluster, host: host('up'), dir: work.path, addr: upHost, logFile: accessLog, accessLog: true, deleteEnabled: true })
   }
 
   async function startAgent (name: typeof NODES[number], opts: { key?: string } = {}): Promise<Agent> {
@@ -99,14 +95,8 @@ void describe('peer to peer across network namespaces (issue 4)', { timeout: 300
     await writeFile(keyFile, generateClusterKey(), { mode: 0o600 })
     ;[cluster, image] = await Promise.all([createNetnsCluster(NODES), buildTestImage({ largeLayerMiB: 24 })])
     upHost = `${host('up').ip}:5000`
-    await writeFile(join(work.path, 'registry.json'), JSON.stringify({
-      version: 0.1, log: { level: 'warn', accesslog: { disabled: false } }, http: { addr: upHost, secret: 'test' },
-      storage: { filesystem: { rootdirectory: join(work.path, 'registry') }, delete: { enabled: true } },
-    }))
     await startUpstream()
-    const push = await host('up').exec('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false',
-      `oci:${image.layoutDir}:${image.tag}`, `docker://${upHost}/${REPO}:${image.tag}`], 120_000)
-    assert.equal(push.code, 0, push.stderr)
+    await pushFromNetns(host('up'), image.layoutDir, image.tag, `${upHost}/${REPO}:${image.tag}`)
     await writeFile(accessLog, '')
     await cluster.shape(host('up'), '100mbit')
     await Promise.all((['a0', 'a1', 'a2', 'a3'] as const).map(async (n) => await startAgent(n)))

@@ -12,6 +12,7 @@ import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
 import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js'
 import { CLI_ENTRY, sumMetric } from '../helpers/flotilla-agent.js'
 import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
+import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
 import { blobDigestOf, readAccessLog, type AccessLogEntry } from '../helpers/registry-access-log.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
 import { buildTestImage, hostManifest, type TestImage } from '../helpers/test-image.js'
@@ -79,18 +80,8 @@ void describe('pre-cache on four nodes at once (issue 11, check 6)', { timeout: 
     ;[cluster, image] = await Promise.all([createNetnsCluster(NAMES), buildTestImage({ largeLayerMiB: 6 })])
     upHost = `${host('up').ip}:5000`
     ref = `${upHost}/${REPO}:${image.tag}`
-    await writeFile(join(work.path, 'registry.json'), JSON.stringify({
-      version: 0.1, log: { level: 'warn', accesslog: { disabled: false } }, http: { addr: upHost, secret: 'test' },
-      storage: { filesystem: { rootdirectory: join(work.path, 'registry') } },
-    }))
-    const [cmd, args] = cluster.wrap(host('up'), 'docker-registry', ['serve', join(work.path, 'registry.json')])
-    upstream = await startProcess(cmd, args, {
-      name: 'distribution', logFile: accessLog, readyTimeoutMs: 20_000,
-      readyCheck: async () => (await host('up').exec('curl', ['-sf', '-o', '/dev/null', `http://${upHost}/v2/`], 5000)).code === 0,
-    })
-    const push = await host('up').exec('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false',
-      `oci:${image.layoutDir}:${image.tag}`, `docker://${ref}`], 120_000)
-    assert.equal(push.code, 0, push.stderr)
+    upstream = await startNetnsRegistry({ cluster, host: host('up'), dir: work.path, addr: upHost, logFile: accessLog, accessLog: true })
+    await pushFromNetns(host('up'), image.layoutDir, image.tag, ref)
 
     // Each node's containerd runs in the node's namespace: its CRI pulls dial the agent there.
     for (const name of NODE_NAMES) {

@@ -14,6 +14,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
 import { CLI_ENTRY, sumMetric } from '../helpers/flotilla-agent.js'
 import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
+import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
 import { blobDigestOf, readAccessLog, type AccessLogEntry } from '../helpers/registry-access-log.js'
 import { runCommand } from '../helpers/run-command.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
@@ -125,23 +126,13 @@ void describe('the redirector: manifests from the origin, blobs from the nearest
   }
 
   async function startRegistry (r: Registry): Promise<void> {
-    const srv = host('srv')
-    const file = join(work.path, `${r}.json`)
-    await writeFile(file, JSON.stringify({
-      version: 0.1, log: { level: 'warn', accesslog: { disabled: false } }, http: { addr: `0.0.0.0:${PORTS[r]}`, secret: 'test' },
-      storage: { filesystem: { rootdirectory: join(work.path, `store-${r}`) }, delete: { enabled: true } },
-    }))
-    const [cmd, args] = cluster.wrap(srv, 'docker-registry', ['serve', file])
-    registries.set(r, await startProcess(cmd, args, {
-      name: `distribution-${r}`, logFile: logOf(r), readyTimeoutMs: 20_000, readyIntervalMs: 100,
-      readyCheck: async () => (await srv.exec('curl', ['-sf', '-o', '/dev/null', `http://127.0.0.1:${PORTS[r]}/v2/`], 5000)).code === 0,
+    registries.set(r, await startNetnsRegistry({
+      cluster, host: host('srv'), dir: work.path, addr: `0.0.0.0:${PORTS[r]}`, name: `distribution-${r}`, logFile: logOf(r), accessLog: true, deleteEnabled: true,
     }))
   }
 
   async function push (img: TestImage, r: Registry): Promise<void> {
-    const p = await host('srv').exec('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false',
-      `oci:${img.layoutDir}:${img.tag}`, `docker://127.0.0.1:${PORTS[r]}/${REPO}:${img.tag}`], 120_000)
-    assert.equal(p.code, 0, `push ${img.tag} to ${r}: ${p.stderr}`)
+    await pushFromNetns(host('srv'), img.layoutDir, img.tag, `127.0.0.1:${PORTS[r]}/${REPO}:${img.tag}`)
   }
 
   before(async () => {
