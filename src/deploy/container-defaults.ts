@@ -56,3 +56,48 @@ export function probes (port: string, scheme: 'HTTP' | 'HTTPS'): Pick<IContainer
     livenessProbe: { httpGet: get('/healthz'), periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
   }
 }
+
+/** The pod fields every central server (mirror, redirector) shares: no API token, no service links, 30 s to stop. */
+export const SERVER_POD_DEFAULTS = { automountServiceAccountToken: false, enableServiceLinks: false, terminationGracePeriodSeconds: 30 } as const
+
+export interface ServerContainerOptions {
+  readonly role: 'mirror' | 'redirector'
+  readonly image: string
+  readonly port: number
+  readonly scheme: 'HTTP' | 'HTTPS'
+  readonly configDir: string
+  readonly dataDir: string
+  readonly memoryMiB: number
+  readonly cpuMillis: number
+  /** Mounted between the config and /tmp (the role's Secrets). */
+  readonly mounts?: NonNullable<IContainer['volumeMounts']>
+}
+
+/**
+ * The container of a central server: `flotilla serve --config`, its role, listen address and data dir from the
+ * environment, non-root, probed on the registry port; volumes `data`, `config` and `tmp` are the pod's to declare.
+ */
+export function serverContainer (o: ServerContainerOptions): IContainer {
+  return {
+    name: o.role,
+    image: o.image,
+    imagePullPolicy: 'IfNotPresent',
+    args: ['serve', '--config', `${o.configDir}/config.yaml`],
+    env: [
+      { name: 'FLOTILLA_ROLE', value: o.role },
+      { name: 'FLOTILLA_LISTEN', value: `0.0.0.0:${o.port}` },
+      { name: 'FLOTILLA_DATA_DIR', value: o.dataDir },
+      heapEnv(o.memoryMiB),
+    ],
+    ports: [{ name: 'registry', containerPort: o.port, protocol: 'TCP' }],
+    ...probes('registry', o.scheme),
+    securityContext: securityContext({ asRoot: false }),
+    resources: resources(o.memoryMiB, o.cpuMillis),
+    volumeMounts: [
+      { name: 'data', mountPath: o.dataDir },
+      { name: 'config', mountPath: o.configDir, readOnly: true },
+      ...(o.mounts ?? []),
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  }
+}

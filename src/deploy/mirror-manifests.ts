@@ -1,7 +1,7 @@
 import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet'
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap'
 import type { IService } from 'kubernetes-models/v1/Service'
-import { NON_ROOT_UID, heapEnv, probes, resources, securityContext } from './container-defaults.js'
+import { NON_ROOT_UID, SERVER_POD_DEFAULTS, serverContainer } from './container-defaults.js'
 import { configAnnotation, metadata, selectorLabels, validateDeployOptions, type DeployOptions, type RoleManifests } from './manifest.js'
 
 export const MIRROR = {
@@ -53,34 +53,17 @@ export function buildMirrorManifests (options: DeployOptions): RoleManifests {
       template: {
         metadata: { labels, annotations: configAnnotation(configYaml) },
         spec: {
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          terminationGracePeriodSeconds: 30,
+          ...SERVER_POD_DEFAULTS,
           // The volume's files belong to our group, so the non-root user can write the store.
           securityContext: { fsGroup: NON_ROOT_UID, fsGroupChangePolicy: 'OnRootMismatch' },
-          containers: [{
-            name: 'mirror',
-            image,
-            imagePullPolicy: 'IfNotPresent',
-            args: ['serve', '--config', `${MIRROR.configDir}/config.yaml`],
-            env: [
-              { name: 'FLOTILLA_ROLE', value: 'mirror' },
-              { name: 'FLOTILLA_LISTEN', value: `0.0.0.0:${MIRROR.port}` },
-              { name: 'FLOTILLA_DATA_DIR', value: MIRROR.dataDir },
-              heapEnv(MIRROR.memoryMiB),
-            ],
-            ports: [{ name: 'registry', containerPort: MIRROR.port, protocol: 'TCP' }],
-            ...probes('registry', 'HTTPS'),
-            securityContext: securityContext({ asRoot: false }),
-            resources: resources(MIRROR.memoryMiB, MIRROR.cpuMillis),
-            volumeMounts: [
-              { name: 'data', mountPath: MIRROR.dataDir },
-              { name: 'config', mountPath: MIRROR.configDir, readOnly: true },
+          containers: [serverContainer({
+            role: 'mirror', image, port: MIRROR.port, scheme: 'HTTPS', configDir: MIRROR.configDir, dataDir: MIRROR.dataDir,
+            memoryMiB: MIRROR.memoryMiB, cpuMillis: MIRROR.cpuMillis,
+            mounts: [
               { name: 'htpasswd', mountPath: MIRROR.authDir, readOnly: true },
               { name: 'tls', mountPath: MIRROR.tlsDir, readOnly: true },
-              { name: 'tmp', mountPath: '/tmp' },
             ],
-          }],
+          })],
           volumes: [
             { name: 'config', configMap: { name: MIRROR.configMap } },
             { name: 'htpasswd', secret: { secretName: MIRROR.htpasswdSecret, defaultMode: 0o440 } },

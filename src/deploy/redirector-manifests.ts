@@ -1,7 +1,7 @@
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment'
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap'
 import type { IService } from 'kubernetes-models/v1/Service'
-import { heapEnv, probes, resources, securityContext } from './container-defaults.js'
+import { SERVER_POD_DEFAULTS, serverContainer } from './container-defaults.js'
 import { configAnnotation, metadata, selectorLabels, validateDeployOptions, type DeployOptions, type RoleManifests } from './manifest.js'
 
 export const REDIRECTOR = {
@@ -50,32 +50,13 @@ export function buildRedirectorManifests (options: DeployOptions): RoleManifests
       template: {
         metadata: { labels, annotations: configAnnotation(configYaml) },
         spec: {
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          terminationGracePeriodSeconds: 30,
+          ...SERVER_POD_DEFAULTS,
           // Replicas on different nodes where there are several.
           topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: labels } }],
-          containers: [{
-            name: 'redirector',
-            image,
-            imagePullPolicy: 'IfNotPresent',
-            args: ['serve', '--config', `${REDIRECTOR.configDir}/config.yaml`],
-            env: [
-              { name: 'FLOTILLA_ROLE', value: 'redirector' },
-              { name: 'FLOTILLA_LISTEN', value: `0.0.0.0:${REDIRECTOR.port}` },
-              { name: 'FLOTILLA_DATA_DIR', value: REDIRECTOR.dataDir },
-              heapEnv(REDIRECTOR.memoryMiB),
-            ],
-            ports: [{ name: 'registry', containerPort: REDIRECTOR.port, protocol: 'TCP' }],
-            ...probes('registry', 'HTTP'),
-            securityContext: securityContext({ asRoot: false }),
-            resources: resources(REDIRECTOR.memoryMiB, REDIRECTOR.cpuMillis),
-            volumeMounts: [
-              { name: 'data', mountPath: REDIRECTOR.dataDir },
-              { name: 'config', mountPath: REDIRECTOR.configDir, readOnly: true },
-              { name: 'tmp', mountPath: '/tmp' },
-            ],
-          }],
+          containers: [serverContainer({
+            role: 'redirector', image, port: REDIRECTOR.port, scheme: 'HTTP', configDir: REDIRECTOR.configDir, dataDir: REDIRECTOR.dataDir,
+            memoryMiB: REDIRECTOR.memoryMiB, cpuMillis: REDIRECTOR.cpuMillis,
+          })],
           volumes: [
             // Cached manifests only: a new replica fills its own from the origin.
             { name: 'data', emptyDir: { sizeLimit: '1Gi' } },
