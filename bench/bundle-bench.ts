@@ -20,7 +20,7 @@ import { makeTempDir } from '../test/helpers/temp-dir.js'
 import { OCI_INDEX, pushTestImage, type TestImage } from '../test/helpers/test-image.js'
 import { DIST_ENTRY, assertBuilt, startDistAgent } from './lib-dist-agent.js'
 import { MIB, describeMachine, formatMiB, invocation, markdownTable, median, renderReport, writeResult } from './lib-report.js'
-import { readCpuSeconds, readRss } from './lib-rss.js'
+import { cpuOf, readPeakRss, readRss } from './lib-rss.js'
 import { startRegistryAndImage, toolVersion } from './lib-fixture.js'
 import { runBounded, type Log, type Teardown } from './lib-teardown.js'
 
@@ -74,20 +74,6 @@ async function timed (cmd: string, args: readonly string[], statsFile: string, e
   const [, user, system, maxRssKiB] = last.split(' ').map(Number)
   if (user === undefined || system === undefined || maxRssKiB === undefined || [user, system, maxRssKiB].some(Number.isNaN)) throw new Error(`${TIME_BIN}: unexpected output ${JSON.stringify(last)}`)
   return { seconds, cpuSeconds: user + system, peakRssBytes: maxRssKiB * 1024, stdout: r.stdout }
-}
-
-/** VmHWM (peak resident set since the process started) of a live process, in bytes. */
-async function readPeakRss (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const m = /^VmHWM:\s+(\d+) kB$/m.exec(status)
-  if (m?.[1] === undefined) throw new Error(`/proc/${pid}/status has no VmHWM`)
-  return Number(m[1]) * 1024
-}
-
-async function cpuOf (pid: number): Promise<number> {
-  const s = await readCpuSeconds(pid)
-  if (s === undefined) throw new Error(`process ${pid} is gone`)
-  return s
 }
 
 /** Dirty pages of the previous run are written back before the next one starts, outside the timing. */

@@ -9,7 +9,7 @@
 //        (needs docker-registry, skopeo, umoci, curl; `npm run build` first: the centrals and agents run from dist/)
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { rm, stat, writeFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -27,7 +27,7 @@ import { waitFor } from '../test/helpers/wait-for.js'
 import { curlGet, type CurlResult } from './lib-curl.js'
 import { assertBuilt, startDistAgent, type DistAgent } from './lib-dist-agent.js'
 import { describeMachine, formatMiB, invocation, markdownTable, median, renderReport, writeResult } from './lib-report.js'
-import { readCpuSeconds, readRss } from './lib-rss.js'
+import { cpuOf, readPeakRss, readRss } from './lib-rss.js'
 import { startRegistryAndImage, toolVersion } from './lib-fixture.js'
 import { runBounded, type Log, type Teardown } from './lib-teardown.js'
 
@@ -81,20 +81,6 @@ interface Run {
   /** Requests the agents sent to the upstream itself (the central passed over). */
   readonly agentFallbacks: number
   readonly centralStoredBlobs: number | undefined
-}
-
-/** VmHWM (peak resident set since the process started) of a live process, in bytes. */
-async function readPeakRss (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const m = /^VmHWM:\s+(\d+) kB$/m.exec(status)
-  if (m?.[1] === undefined) throw new Error(`/proc/${pid}/status has no VmHWM`)
-  return Number(m[1]) * 1024
-}
-
-async function cpuOf (pid: number): Promise<number> {
-  const s = await readCpuSeconds(pid)
-  if (s === undefined) throw new Error(`process ${pid} is gone`)
-  return s
 }
 
 async function sha256File (path: string): Promise<string> {

@@ -60,3 +60,18 @@ export async function readCpuSeconds (pid: number): Promise<number | undefined> 
     return undefined
   }
 }
+
+/** VmHWM (peak resident set since the process started) of a live process, in bytes. */
+export async function readPeakRss (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(status)
+  if (m?.[1] === undefined) throw new Error(`/proc/${pid}/status has no VmHWM`)
+  return Number(m[1]) * 1024
+}
+
+/** CPU seconds of a process that must still be there. */
+export async function cpuOf (pid: number): Promise<number> {
+  const s = await readCpuSeconds(pid)
+  if (s === undefined) throw new Error(`process ${pid} is gone`)
+  return s
+}
