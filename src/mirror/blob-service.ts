@@ -8,6 +8,7 @@ import { BlobFetch } from './blob-fetch.js'
 import type { BlobSourceAttempt } from './blob-source.js'
 import type { ContentParts } from './content-parts.js'
 import { withinBound } from './first-byte-bound.js'
+import { hedge } from './hedge.js'
 import { remoteFor, type BlobResult, type MirrorRequest } from './mirror-types.js'
 
 export interface BlobServiceOptions extends ContentParts {
@@ -19,6 +20,12 @@ export interface BlobServiceOptions extends ContentParts {
   readonly stallTimeoutMs?: number
   /** Longest a client waits for a download's first byte before it gets an error it can fall back on. */
   readonly firstByteTimeoutMs: number
+  /**
+   * An upstream that has not answered within this is raced against the patient peer lookup (default 1 s): an
+   * upstream whose packets are dropped holds its first attempt for the whole connect timeout, past the client's
+   * first-byte bound, while a peer may hold the blob (one that loaded a bundle, or announced it late).
+   */
+  readonly upstreamHedgeMs?: number
   /** Told of digests this node can now serve (a download started), to advertise them. */
   readonly announce?: (keys: readonly string[]) => void
 }
@@ -85,7 +92,13 @@ export class BlobService {
     const peers = remote === undefined ? { first: [], last: [] } : await remote.blobSources(req, digest).catch(() => ({ first: [], last: [] }))
     const sources: BlobSourceAttempt[] = [...peers.first]
     const isConfigured = this.#o.upstream.has(req.registry)
-    if (isConfigured) for (let i = 0; i < this.#o.upstreamAttempts; i++) sources.push(this.#upstreamAttempt(req, digest))
+    if (isConfigured) {
+      for (let i = 0; i < this.#o.upstreamAttempts; i++) sources.push(this.#upstreamAttempt(req, digest))
+      const [later] = peers.last
+      const firstUpstream = peers.first.length
+      const upstream = sources[firstUpstream]
+      if (later !== undefined && upstream !== undefined) sources[firstUpstream] = hedge(upstream, later, this.#o.upstreamHedgeMs ?? 1000, upstream.origin)
+    }
     sources.push(...peers.last)
     if (sources.length === 0) {
       throw isConfigured

@@ -45,6 +45,8 @@ export interface MirrorOptions {
   readonly firstByteTimeoutMs?: number
   /** Longest a blob stream may stop making progress before it is resumed from another source or cut. */
   readonly stallTimeoutMs?: number
+  /** An upstream that has not answered a blob within this is raced against peers found later (BlobServiceOptions). */
+  readonly upstreamHedgeMs?: number
   /**
    * Whether this node fetches from a registry with credentials: what it fetches there is restricted to the
    * repositories it is known in (ScopeIndex). Default: no registry.
@@ -94,6 +96,7 @@ export class Mirror {
       fetchTimeoutMs: o.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs, upstreamAttempts: o.upstreamAttempts ?? DEFAULTS.upstreamAttempts,
       firstByteTimeoutMs: this.#firstByteTimeoutMs,
       ...(o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: o.stallTimeoutMs }),
+      ...(o.upstreamHedgeMs === undefined ? {} : { upstreamHedgeMs: o.upstreamHedgeMs }),
       ...(o.announce === undefined ? {} : { announce: o.announce }),
     })
     this.#passThrough = new PassThrough({ upstream: o.upstream, tags: o.tags, logger: o.logger })

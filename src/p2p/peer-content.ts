@@ -5,6 +5,7 @@ import { FlotillaError } from '../errors/flotilla-error.js'
 import type { BlobSourceAttempt } from '../mirror/blob-source.js'
 import type { MirrorRequest, RemoteContent } from '../mirror/mirror.js'
 import type { SourceOrigin } from '../mirror/blob-source.js'
+import { hedge } from '../mirror/hedge.js'
 import type { Digest, ManifestRef } from '../oci/index.js'
 import { MAX_MANIFEST_BYTES } from '../oci/index.js'
 import { parseContentRange } from '../http/content-range.js'
@@ -276,44 +277,6 @@ export class PeerContent implements RemoteContent {
   }
 }
 
-/**
- * Opens `a`; if it has not answered within `afterMs` (or failed), opens `b` too and takes whichever answers
- * first. The loser is aborted, or its body discarded if it answered as well.
- */
-export function hedge (a: BlobSourceAttempt, b: BlobSourceAttempt, afterMs: number): BlobSourceAttempt {
-  type Opened = Awaited<ReturnType<BlobSourceAttempt['open']>>
-  return {
-    origin: { kind: 'peers' },
-    open: async (offset, signal) => {
-      const controllers = [new AbortController(), new AbortController()] as const
-      const opened: Array<Promise<Opened>> = []
-      const start = (i: 0 | 1): Promise<{ i: 0 | 1, r: Opened }> => {
-        const p = (i === 0 ? a : b).open(offset, AbortSignal.any([signal, controllers[i].signal]))
-        opened[i] = p
-        return p.then((r) => ({ i, r }))
-      }
-      const dropLoser = (i: 0 | 1): void => {
-        const p = opened[i]
-        if (p === undefined) return
-        let isSettled = false
-        p.then((r) => {
-          isSettled = true
-          r.body.on('error', () => {})
-          r.body.destroy()
-        }, () => { isSettled = true })
-        queueMicrotask(() => { if (!isSettled) controllers[i].abort(new Error('hedged request lost')) })
-      }
-      const first = start(0)
-      const early = await Promise.race([first.catch(() => 'failed' as const), sleep(afterMs).then(() => 'late' as const)])
-      if (typeof early === 'object') return { ...early.r, origin: early.r.origin ?? a.origin }
-      const racers = early === 'late' ? [first, start(1)] : [start(1)]
-      const winner = await Promise.any(racers)
-      dropLoser(winner.i === 0 ? 1 : 0)
-      return { ...winner.r, origin: winner.r.origin ?? (winner.i === 0 ? a : b).origin }
-    },
-  }
-}
-
 /** Fisher–Yates, in place. */
 function shuffle<T> (items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
@@ -321,10 +284,6 @@ function shuffle<T> (items: T[]): T[] {
     ;[items[i], items[j]] = [items[j] as T, items[i] as T]
   }
   return items
-}
-
-async function sleep (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms).unref())
 }
 
 /** `host:port` of an owner's redirect (`http://host:port/v2/...`), or undefined when it is anything else. */

@@ -2,6 +2,7 @@
 // client waits on a slow upstream, stale-if-error, and one download shared by concurrent clients.
 import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
+import { Readable } from 'node:stream'
 import { pino } from 'pino'
 import { Metrics } from '../../../src/metrics/metrics.js'
 import { Mirror, type MirrorOptions, type MirrorRequest } from '../../../src/mirror/mirror.js'
@@ -124,6 +125,39 @@ void describe('Mirror', () => {
     assert.ok(Date.now() - started < 1500, `answered in ${Date.now() - started} ms`)
     assert.equal(m.digest, peer.image.indexDigest)
     assert.equal(m.source, 'peer')
+  })
+
+  test('a blob only a peer found later holds is served when the upstream does not answer (dropped packets)', async () => {
+    const peer = new FakeRegistry()
+    const { layerDigest, layer } = peer.image
+    let laterAsked = 0
+    const later = {
+      origin: { kind: 'peers' } as const,
+      open: async () => {
+        laterAsked++
+        return { body: Readable.from([layer]), totalSize: layer.byteLength, origin: { kind: 'peer', address: '10.0.0.9:5000', role: 'holder' } as const }
+      },
+    }
+    const remote = { blobSources: async () => ({ first: [], last: [later] }), manifest: async () => undefined, distrust: () => {} }
+    const { mirror, upstream, req } = setup({ firstByteTimeoutMs: 2000, upstreamHedgeMs: 50, remote })
+    upstream.delayMs = 30_000
+    const started = Date.now()
+    const b = await mirror.getBlob(req, layerDigest)
+    assert.ok(Date.now() - started < 1500, `answered in ${Date.now() - started} ms`)
+    assert.equal(b.source, 'peer')
+    assert.deepEqual(await collect(await b.open()), layer)
+    assert.equal(laterAsked, 1)
+  })
+
+  test('a healthy upstream answers a blob before the hedge: peers found later are not asked', async () => {
+    let laterAsked = 0
+    const later = { origin: { kind: 'peers' } as const, open: async () => { laterAsked++; throw new Error('no peer holds it') } }
+    const remote = { blobSources: async () => ({ first: [], last: [later] }), manifest: async () => undefined, distrust: () => {} }
+    const { mirror, upstream, req } = setup({ upstreamHedgeMs: 1000, remote })
+    const b = await mirror.getBlob(req, upstream.image.layerDigest)
+    assert.equal(b.source, 'upstream')
+    assert.deepEqual(await collect(await b.open()), upstream.image.layer)
+    assert.equal(laterAsked, 0)
   })
 
   test('defect 14: stale-if-error: an upstream that fails after the TTL serves the last known digest, marked stale', async () => {

@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream'
 import { describe, test } from 'node:test'
 import type { BlobSourceAttempt } from '../../../src/mirror/blob-source.js'
 import { checkPeerRequest, peerToken } from '../../../src/p2p/peer-auth.js'
-import { hedge } from '../../../src/p2p/peer-content.js'
+import { hedge } from '../../../src/mirror/hedge.js'
 import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 
 function attempt (origin: string, delayMs: number, opts: { fail?: boolean } = {}): BlobSourceAttempt & { opened: number, aborted: number, destroyed: number } {
