@@ -84,6 +84,8 @@ export class BlobFetch {
   /** The first store error (not a lack of room): it fails the fetch, no other source can help. */
   #storeError: Error | undefined
   #isKept = false
+  /** The bytes hashed to the digest: readers may take their last byte (the store may still be syncing them). */
+  #isVerified = false
   #version = 0
   readonly #readers = new Set<ReaderState>()
   #streaming: Streaming | undefined
@@ -217,6 +219,10 @@ export class BlobFetch {
       if (signal.aborted) throw signal.reason as Error
       await this.#flush()
       if (this.#disk === undefined) throw new BlobFetchError(`no source for ${digest}`)
+      // Readers finish as soon as the bytes verified, not after the store's fsync and rename.
+      this.#disk.writer.verify()
+      this.#isVerified = true
+      this.#notify()
       this.#isKept = (await this.#disk.writer.commit()).isKept
       this.#size = this.#written
       this.#state = 'done'
@@ -344,7 +350,7 @@ export class BlobFetch {
       const version = this.#version
       if (this.#state === 'failed') throw this.#error ?? new BlobFetchError('download failed')
       const endExclusive = range === undefined ? (this.#size ?? Infinity) : range.end + 1
-      if (this.#state === 'done' && pos >= endExclusive) return
+      if (this.#isVerified && pos >= Math.min(endExclusive, this.#received)) return
       if (this.#state === 'done' && this.#isKept) {
         const rest = await this.#options.store.open(this.digest, { start: pos, end: Math.min(endExclusive, this.#written) - 1 })
         if (rest === undefined) throw new BlobFetchError(`${this.digest} vanished from the store while being served`)
@@ -353,7 +359,7 @@ export class BlobFetch {
       }
       let available = Math.min(this.#received, endExclusive)
       // Hold back our last byte until the digest verified.
-      if (available >= endExclusive && this.#state !== 'done') available = endExclusive - 1
+      if (available >= endExclusive && !this.#isVerified) available = endExclusive - 1
       if (pos < available) {
         // Network chunks are small: gather up to READ_CHUNK so the client socket sees few, large writes.
         const limit = Math.min(available, pos + READ_CHUNK)

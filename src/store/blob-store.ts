@@ -42,6 +42,11 @@ export interface BlobWriter {
   writev (chunks: readonly Uint8Array[]): Promise<void>
   /** Reads back bytes already written, while the writer is open (to stream a download to late joiners). */
   readBack (position: number, length: number): Promise<Buffer>
+  /**
+   * Checks that the bytes written hash to the digest (and match the size when it was given); throws
+   * DigestMismatchError otherwise. Takes no more bytes after it; commit checks the same way.
+   */
+  verify (): void
   /** Verifies digest (and size when it was given) and publishes atomically if kept; throws DigestMismatchError otherwise. */
   commit (): Promise<CommittedBlob>
   /** Drops the temporary bytes. Safe to call after a failed commit or twice. */

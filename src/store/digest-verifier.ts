@@ -7,6 +7,8 @@ export class DigestVerifier {
   readonly #hash: Hash
   readonly #algorithm: string
   #size = 0
+  /** The hash once taken (verify may be asked again: before the last byte is released, and at commit). */
+  #actual: string | undefined
 
   constructor (readonly digest: Digest, readonly expectedSize?: number) {
     this.#algorithm = parseDigest(digest).algorithm
@@ -18,6 +20,7 @@ export class DigestVerifier {
   }
 
   update (chunk: Uint8Array): void {
+    if (this.#actual !== undefined) throw new Error(`digest verifier for ${this.digest} already verified`)
     this.#size += chunk.byteLength
     if (this.expectedSize !== undefined && this.#size > this.expectedSize) {
       throw new DigestMismatchError(this.digest, 'oversize', this.expectedSize, this.#size)
@@ -27,7 +30,8 @@ export class DigestVerifier {
 
   /** Throws DigestMismatchError unless the bytes seen hash to the digest (and match the expected size). */
   verify (): void {
-    const actual = `${this.#algorithm}:${this.#hash.digest('hex')}`
+    this.#actual ??= `${this.#algorithm}:${this.#hash.digest('hex')}`
+    const actual = this.#actual
     if (actual !== this.digest || (this.expectedSize !== undefined && this.expectedSize !== this.#size)) {
       throw new DigestMismatchError(this.digest, actual, this.expectedSize, this.#size)
     }

@@ -139,6 +139,7 @@ export class FsBlobStore implements BlobStore {
       get isKeeping () { return isKeeping },
       write: async (chunk) => { await writev([chunk]) },
       writev,
+      verify: () => { verifier.verify() },
       readBack: async (position, length) => {
         if (fh === undefined) throw new Error(state === 'hashing' ? 'blob writer keeps no bytes (no space)' : 'blob writer is closed')
         const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, verifier.size - position)))

@@ -81,6 +81,7 @@ export class MemoryBlobStore implements BlobStore {
           this.#used += part.byteLength
         }
       },
+      verify: () => { verifier.verify() },
       readBack: async (position, length) => {
         if (chunks === undefined) throw new Error(state === 'hashing' ? 'blob writer keeps no bytes (no space)' : 'blob writer is closed')
         return Buffer.concat(chunks).subarray(position, position + length)

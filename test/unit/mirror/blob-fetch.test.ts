@@ -129,6 +129,39 @@ function newFetch (blob: Buffer, sources: BlobSourceAttempt[], opts: FetchOpts =
 }
 
 /** Writes all of `blob` in 64 KiB chunks as the source's reader takes them (drain), then ends it. */
+/** A store whose commit waits for `release()` after it began (as a long fsync does); `committing` settles then. */
+function slowCommitStore (inner: MemoryBlobStore): { store: BlobStore, release: () => void, committing: Promise<void> } {
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let isCommitting!: () => void
+  const committing = new Promise<void>((resolve) => { isCommitting = resolve })
+  const store: BlobStore = {
+    stat: async (d) => await inner.stat(d), open: async (d, r) => await inner.open(d, r), read: async (d) => await inner.read(d),
+    delete: async (d) => await inner.delete(d), list: () => inner.list(), totalBytes: async () => await inner.totalBytes(), watch: (l) => inner.watch(l),
+    pins: inner.pins,
+    begin: async (digest, expectedSize) => {
+      const w = await inner.begin(digest, expectedSize)
+      const slow: BlobWriter = {
+        digest: w.digest,
+        get written () { return w.written },
+        get isKeeping () { return w.isKeeping },
+        write: async (c) => { await w.write(c) },
+        writev: async (c) => { await w.writev(c) },
+        verify: () => { w.verify() },
+        readBack: async (p, n) => await w.readBack(p, n),
+        commit: async () => {
+          isCommitting()
+          await gate
+          return await w.commit()
+        },
+        abort: async () => { await w.abort() },
+      }
+      return slow
+    },
+  }
+  return { store, release, committing }
+}
+
 async function writeAll (body: PassThrough, blob: Buffer): Promise<void> {
   for (let off = 0; off < blob.byteLength; off += 64 << 10) {
     if (!body.write(blob.subarray(off, off + (64 << 10)))) await new Promise((resolve) => body.once('drain', resolve))
@@ -189,35 +222,7 @@ describe('BlobFetch', () => {
   test('a reader that starts while a blob larger than the memory window is committed (fsync) gets all of it', TIMEOUT, async () => {
     const blob = bytesOf(12 << 20)
     const inner = new MemoryBlobStore()
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => { release = resolve })
-    let isCommitting!: () => void
-    const committing = new Promise<void>((resolve) => { isCommitting = resolve })
-    // A store whose commit takes a while after it began (as an fsync does).
-    const store: BlobStore = {
-      stat: async (d) => await inner.stat(d), open: async (d, r) => await inner.open(d, r), read: async (d) => await inner.read(d),
-      delete: async (d) => await inner.delete(d), list: () => inner.list(), totalBytes: async () => await inner.totalBytes(), watch: (l) => inner.watch(l),
-      pins: inner.pins,
-      begin: async (digest, expectedSize) => {
-        const w = await inner.begin(digest, expectedSize)
-        const slow: BlobWriter = {
-          digest: w.digest,
-          get written () { return w.written },
-          get isKeeping () { return w.isKeeping },
-          write: async (c) => { await w.write(c) },
-          writev: async (c) => { await w.writev(c) },
-          readBack: async (p, n) => await w.readBack(p, n),
-          commit: async () => {
-            const done = w.commit()
-            isCommitting()
-            await gate
-            return await done
-          },
-          abort: async () => { await w.abort() },
-        }
-        return slow
-      },
-    }
+    const { store, release, committing } = slowCommitStore(inner)
     const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
     const { fetch } = newFetch(blob, [source], { store })
     const body = await source.body()
@@ -226,6 +231,37 @@ describe('BlobFetch', () => {
     const late = new Collector(fetch.reader())
     release()
     assert.deepEqual(await late.ended, blob)
+  })
+
+  test('a reader gets its last byte once the bytes verified, before the store has committed them (fsync)', TIMEOUT, async () => {
+    const blob = bytesOf(3 << 20)
+    const inner = new MemoryBlobStore()
+    const { store, release } = slowCommitStore(inner)
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch } = newFetch(blob, [source], { store })
+    const body = await source.body()
+    const reader = new Collector(fetch.reader())
+    body.end(blob)
+    assert.deepEqual(await reader.ended, blob, 'the whole blob while the commit still waits')
+    assert.equal(fetch.state, 'running')
+    release()
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+    assert.deepEqual(await inner.read(digestOf(blob)), blob)
+  })
+
+  test('bytes that do not hash to the digest: a reader never gets its last byte, it errors', TIMEOUT, async () => {
+    const blob = bytesOf(100_000)
+    const wrong = Buffer.from(blob)
+    wrong[500] = (wrong[500] ?? 0) ^ 1
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch } = newFetch(blob, [source])
+    const body = await source.body()
+    const reader = new Collector(fetch.reader())
+    body.end(wrong)
+    await assert.rejects(reader.ended)
+    assert.ok(reader.received < blob.byteLength, `received ${reader.received}`)
+    assert.equal(fetch.state, 'failed')
   })
 
   test('readers with ranges get exactly their range, the last byte only after verification', TIMEOUT, async () => {
