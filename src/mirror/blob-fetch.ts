@@ -1,7 +1,9 @@
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { ContentErrorCode } from '../errors/error-code.js'
 import { FlotillaError } from '../errors/flotilla-error.js'
+import { DownloadReader, type ReaderStep } from './download-reader.js'
+import { ProgressSignal } from './progress-signal.js'
 import { RecentChunks } from './recent-chunks.js'
 import { describeOrigin, type BlobSourceAttempt, type SourceOrigin } from './blob-source.js'
 import { WriteBatcher } from './write-batcher.js'
@@ -47,7 +49,7 @@ interface ReaderState {
   pos: number
   /** What it waits for, if it waits: bytes not received yet, or the digest check before its last byte. */
   waitsFor: 'bytes' | 'verification' | undefined
-  stream: Readable | undefined
+  reader: DownloadReader | undefined
   /** `pos` at the watchdog's last look, and since when it has not moved. */
   seenPos: number
   idleSince: number
@@ -86,7 +88,6 @@ export class BlobFetch {
   #isKept = false
   /** The bytes hashed to the digest: readers may take their last byte (the store may still be syncing them). */
   #isVerified = false
-  #version = 0
   readonly #readers = new Set<ReaderState>()
   #streaming: Streaming | undefined
   /** Why the source is not being read: then its silence is not a stall. */
@@ -96,7 +97,7 @@ export class BlobFetch {
   readonly #readerStallMs: number
   /** Sources that answered with bytes for this download, in order. */
   readonly #origins: SourceOrigin[] = []
-  #wake: Array<() => void> = []
+  readonly #progress = new ProgressSignal()
   readonly #options: BlobFetchOptions
   readonly #controller = new AbortController()
   /** Settles once the first source answered (the size may be known then) or every source failed. */
@@ -178,7 +179,7 @@ export class BlobFetch {
             this.#disk ??= new WriteBatcher(await store.begin(digest, this.#options.expectedSize), (written) => {
               // Bytes on disk may leave memory; bytes kept nowhere else only once every reader has them.
               this.#recent.trim(this.#writerKeeps ? written : this.#slowestReader())
-              this.#notify()
+              this.#progress.changed()
             })
           } catch (err) {
             body.on('error', () => {}).destroy()
@@ -187,7 +188,7 @@ export class BlobFetch {
           }
           if (this.#size === undefined && totalSize !== undefined) this.#size = totalSize
           this.#resolveReady()
-          this.#notify()
+          this.#progress.changed()
           this.#origins.push(origin)
           this.#streaming = { origin, body, attempt, seen: this.#received, idleSince: Date.now() }
           for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -222,7 +223,7 @@ export class BlobFetch {
       // Readers finish as soon as the bytes verified, not after the store's fsync and rename.
       this.#disk.writer.verify()
       this.#isVerified = true
-      this.#notify()
+      this.#progress.changed()
       this.#isKept = (await this.#disk.writer.commit()).isKept
       this.#size = this.#written
       this.#state = 'done'
@@ -240,7 +241,7 @@ export class BlobFetch {
       clearInterval(watchdog)
       // Not kept: the window is all its readers have; it goes when they do.
       if (this.#state !== 'done' || this.#isKept) this.#recent.clear()
-      this.#notify()
+      this.#progress.changed()
     }
   }
 
@@ -256,7 +257,7 @@ export class BlobFetch {
   /** Where the slowest reader is (the end of what was received when there is none). */
   #slowestReader (): number {
     let min = this.#received
-    for (const r of this.#readers) if (r.pos < min && r.stream?.destroyed !== true) min = r.pos
+    for (const r of this.#readers) if (r.pos < min && r.reader?.destroyed !== true) min = r.pos
     return min
   }
 
@@ -293,9 +294,9 @@ export class BlobFetch {
         r.seenPos = r.pos
         r.idleSince = now
       } else if (now - r.idleSince >= this.#readerStallMs) {
-        r.stream?.destroy(new BlobFetchError(`a reader of ${this.digest} made no progress for ${now - r.idleSince} ms`, 'ERR_BLOB_STALLED'))
+        r.reader?.destroy(new BlobFetchError(`a reader of ${this.digest} made no progress for ${now - r.idleSince} ms`, 'ERR_BLOB_STALLED'))
         // A reader waiting for bytes ends only once woken.
-        this.#notify()
+        this.#progress.changed()
       }
     }
   }
@@ -306,7 +307,7 @@ export class BlobFetch {
     this.#received += chunk.byteLength
     // Readers take recent bytes from memory (the window outlasts a batch), so the disk can wait for a batch.
     this.#disk?.push(chunk)
-    this.#notify()
+    this.#progress.progressed(this.#received)
   }
 
   /** Writes everything received and waits for it (rethrowing a write error). */
@@ -314,54 +315,43 @@ export class BlobFetch {
     await this.#disk?.flush()
   }
 
-  #notify (): void {
-    this.#version++
-    const wake = this.#wake
-    this.#wake = []
-    for (const w of wake) w()
-  }
-
-  #changed (since: number): Promise<void> {
-    if (this.#version !== since) return Promise.resolve()
-    return new Promise((resolve) => this.#wake.push(resolve))
-  }
-
   /**
    * A stream of the blob (or a range of it) as it downloads; errors if the download fails, if it stalls, or
-   * (see canServe) if its bytes are no longer held.
+   * (see canServe) if its bytes are no longer held. Its `sendTo` is the fast path to a client socket.
    */
-  reader (range?: ByteRange): Readable {
+  reader (range?: ByteRange): DownloadReader {
     const start = range?.start ?? 0
     // Registered now, not at the first read: from here on the window waits for this reader.
-    const state: ReaderState = { pos: start, waitsFor: undefined, stream: undefined, seenPos: start, idleSince: Date.now() }
-    const stream = Readable.from(this.#read(range, state), { objectMode: false, highWaterMark: READ_CHUNK })
-    state.stream = stream
+    const state: ReaderState = { pos: start, waitsFor: undefined, reader: undefined, seenPos: start, idleSince: Date.now() }
+    const reader = new DownloadReader(async () => await this.#next(range, state), READ_CHUNK)
+    state.reader = reader
     this.#readers.add(state)
-    stream.once('close', () => {
+    reader.once('close', () => {
       this.#readers.delete(state)
       this.#wakeSource?.()
     })
-    return stream
+    return reader
   }
 
-  async * #read (range: ByteRange | undefined, r: ReaderState): AsyncGenerator<Buffer> {
-    let pos = r.pos
+  /** What the reader takes next: bytes held in memory or on disk, the store's stream once committed, or the end. */
+  async #next (range: ByteRange | undefined, r: ReaderState): Promise<ReaderStep> {
     for (;;) {
-      const version = this.#version
+      const pos = r.pos
+      const version = this.#progress.version
       if (this.#state === 'failed') throw this.#error ?? new BlobFetchError('download failed')
       const endExclusive = range === undefined ? (this.#size ?? Infinity) : range.end + 1
-      if (this.#isVerified && pos >= Math.min(endExclusive, this.#received)) return
+      if (this.#isVerified && pos >= Math.min(endExclusive, this.#received)) return END
       if (this.#state === 'done' && this.#isKept) {
         const rest = await this.#options.store.open(this.digest, { start: pos, end: Math.min(endExclusive, this.#written) - 1 })
         if (rest === undefined) throw new BlobFetchError(`${this.digest} vanished from the store while being served`)
-        yield * rest as AsyncIterable<Buffer>
-        return
+        r.pos = endExclusive
+        return { kind: 'stream', rest }
       }
       let available = Math.min(this.#received, endExclusive)
       // Hold back our last byte until the digest verified.
       if (available >= endExclusive && !this.#isVerified) available = endExclusive - 1
       if (pos < available) {
-        // Network chunks are small: gather up to READ_CHUNK so the client socket sees few, large writes.
+        // Slices of the chunks held (no copy), up to READ_CHUNK: the client socket sees few, large writes.
         const limit = Math.min(available, pos + READ_CHUNK)
         const parts: Buffer[] = []
         let n = 0
@@ -370,11 +360,9 @@ export class BlobFetch {
           n += part.byteLength
         }
         if (n > 0) {
-          pos += n
-          r.pos = pos
+          r.pos = pos + n
           this.#wakeSource?.()
-          yield parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts, n)
-          continue
+          return { kind: 'bytes', parts }
         }
         if (!this.isKeeping) throw new BlobFetchError(`${this.digest} is not kept and byte ${pos} has left memory: this reader needs a download of its own`, 'ERR_BLOB_WINDOW_PASSED')
         // Fallen behind the in-memory window: those bytes are on disk.
@@ -386,17 +374,18 @@ export class BlobFetch {
           chunk = undefined
         }
         if (chunk !== undefined && chunk.byteLength > 0) {
-          pos += chunk.byteLength
-          r.pos = pos
-          yield chunk
-          continue
+          r.pos = pos + chunk.byteLength
+          return { kind: 'bytes', parts: [chunk] }
         }
       }
       r.waitsFor = this.#received < endExclusive ? 'bytes' : 'verification'
-      await this.#changed(version)
+      // Woken by new bytes only once a full read's worth arrived (or the range's end): not on every network chunk.
+      await this.#progress.after(version, Math.min(pos + READ_CHUNK, endExclusive))
       r.waitsFor = undefined
       // Destroyed (cut, or its client went away) while waiting: its error is delivered once this returns.
-      if (r.stream?.destroyed === true) return
+      if (r.reader?.destroyed === true) return END
     }
   }
 }
+
+const END: ReaderStep = { kind: 'end' }

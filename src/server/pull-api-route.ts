@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { RequestTarget } from '../http/request-target.js'
+import { isSendable } from '../http/sendable.js'
 import type { Metrics, RequestKind, RequestResult } from '../metrics/metrics.js'
 import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
-import { FileRangeStream } from '../store/file-range-stream.js'
 import { normalizeRegistry, normalizeRepository, OciError, type Digest } from '../oci/index.js'
 import { parseApiPath, type ApiRoute } from './api-route.js'
 import type { PeerPolicy } from './peer-policy.js'
@@ -159,7 +159,7 @@ async function serveBlob (digest: Digest, mreq: MirrorRequest, req: IncomingMess
   res.writeHead(status, headers)
   let sent = 0
   try {
-    if (body instanceof FileRangeStream) {
+    if (isSendable(body)) {
       await body.sendTo(res, (n) => { sent += n })
     } else {
       body.on('data', (c: Buffer) => { sent += c.byteLength })

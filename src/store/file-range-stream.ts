@@ -1,6 +1,7 @@
 import type { FileHandle } from 'node:fs/promises'
 import { Readable, type Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
+import type { Sendable } from '../http/sendable.js'
 
 /** Bytes per read: the default 64 KiB halves loopback throughput. */
 const CHUNK = 1 << 20
@@ -25,7 +26,7 @@ function giveBuffer (buffer: Buffer): void {
  * so serving a blob allocates nothing per chunk (with fresh chunks, the collector took more CPU than the
  * socket writes).
  */
-export class FileRangeStream extends Readable {
+export class FileRangeStream extends Readable implements Sendable {
   readonly #handle: FileHandle
   /** Exclusive. */
   readonly #end: number

@@ -56,10 +56,13 @@ export const DIST_ENTRY = join(ROOT, 'dist', 'cli', 'main.js')
 /**
  * The command line that runs the flotilla CLI: from source (tsx), or from the build in dist/ when
  * FLOTILLA_AGENT_DIST=1 (benchmarks measure what production runs, without the transpiler's memory).
+ * FLOTILLA_AGENT_NODE=/path/to/wrapper profiles agents (`exec node --cpu-prof --cpu-prof-dir=DIR "$@"`).
  */
 export function flotillaCommand (args: readonly string[]): [string, string[]] {
-  if (process.env.FLOTILLA_AGENT_DIST === '1') return [process.execPath, [DIST_ENTRY, ...args]]
-  return [process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args]]
+  // FLOTILLA_AGENT_NODE: another node binary or wrapper (e.g. one that adds --cpu-prof, which NODE_OPTIONS refuses).
+  const node = process.env.FLOTILLA_AGENT_NODE ?? process.execPath
+  if (process.env.FLOTILLA_AGENT_DIST === '1') return [node, [DIST_ENTRY, ...args]]
+  return [node, ['--import', 'tsx', CLI_ENTRY, ...args]]
 }
 
 export function sumMetric (text: string, name: string, labels: Record<string, string> = {}): number {

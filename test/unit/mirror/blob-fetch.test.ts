@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { once } from 'node:events'
 import { readdir } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { PassThrough, type Readable } from 'node:stream'
 import { describe, test } from 'node:test'
 import { pino } from 'pino'
+import { request } from 'undici'
 import { BlobFetch } from '../../../src/mirror/blob-fetch.js'
 import type { BlobSourceAttempt } from '../../../src/mirror/blob-source.js'
 import type { Digest } from '../../../src/oci/index.js'
@@ -14,10 +18,15 @@ import { FsBlobStore } from '../../../src/store/fs-blob-store.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { bytesOf } from '../store/blob-store-conformance.js'
 import { canMount, mountTmpfs } from '../../helpers/tmpfs-mount.js'
+import { makeTempDir } from '../../helpers/temp-dir.js'
 import { describeOrigin, type SourceOrigin } from '../../../src/mirror/blob-source.js'
 
 const logger = pino({ level: 'silent' })
 const TIMEOUT = { timeout: 10_000 }
+
+function sha256 (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
 
 function digestOf (bytes: Uint8Array): Digest {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest
@@ -128,7 +137,6 @@ function newFetch (blob: Buffer, sources: BlobSourceAttempt[], opts: FetchOpts =
   return { fetch, store, progress, digest }
 }
 
-/** Writes all of `blob` in 64 KiB chunks as the source's reader takes them (drain), then ends it. */
 /** A store whose commit waits for `release()` after it began (as a long fsync does); `committing` settles then. */
 function slowCommitStore (inner: MemoryBlobStore): { store: BlobStore, release: () => void, committing: Promise<void> } {
   let release!: () => void
@@ -162,6 +170,7 @@ function slowCommitStore (inner: MemoryBlobStore): { store: BlobStore, release: 
   return { store, release, committing }
 }
 
+/** Writes all of `blob` in 64 KiB chunks as the source's reader takes them (drain), then ends it. */
 async function writeAll (body: PassThrough, blob: Buffer): Promise<void> {
   for (let off = 0; off < blob.byteLength; off += 64 << 10) {
     if (!body.write(blob.subarray(off, off + (64 << 10)))) await new Promise((resolve) => body.once('drain', resolve))
@@ -613,3 +622,72 @@ function failAfter (w: BlobWriter, limit: number, code: string): BlobWriter {
   }
   return Object.assign(Object.create(w) as BlobWriter, { writev, write: async (c: Uint8Array) => { await writev([c]) } })
 }
+
+void describe('BlobFetch reader.sendTo (the client fast path)', () => {
+  /** Serves `fetch.reader()` with sendTo on each request; each send's outcome is kept. */
+  async function serve (fetch: BlobFetch): Promise<{ server: Server, url: string, outcomes: Array<Promise<{ ok: boolean, sent: number }>> }> {
+    const outcomes: Array<Promise<{ ok: boolean, sent: number }>> = []
+    const server = createServer((req, res) => {
+      const start = Number(req.headers['x-start'] ?? 0)
+      outcomes.push((async () => {
+        const reader = fetch.reader(start === 0 ? undefined : { start, end: (fetch.size ?? 0) - 1 })
+        res.writeHead(200)
+        let sent = 0
+        try {
+          await reader.sendTo(res, (n) => { sent += n })
+          return { ok: true, sent }
+        } catch {
+          res.destroy()
+          return { ok: false, sent }
+        }
+      })())
+    }).listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, outcomes }
+  }
+
+  test('clients get every byte as they arrive, across the hand-over to the committed file, none before verification', TIMEOUT, async (t) => {
+    const blob = bytesOf(20 << 20)
+    const dir = await makeTempDir('sendto')
+    t.after(async () => { await dir.cleanup() })
+    const store = await FsBlobStore.open(join(dir.path, 'store'))
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, progress } = newFetch(blob, [source], { store })
+    const { server, url, outcomes } = await serve(fetch)
+    t.after(() => { server.close() })
+    const body = await source.body()
+    await fetch.ready
+    const early = request(url, { signal: AbortSignal.timeout(9000) }).then(async (r) => Buffer.from(await r.body.arrayBuffer()))
+    await feed(body, progress, blob, 0, 12 << 20, 1 << 20)
+    // One joins mid-download from an offset, while the window already moved past the start.
+    const mid = request(url, { headers: { 'x-start': String(5 << 20) }, signal: AbortSignal.timeout(9000) }).then(async (r) => Buffer.from(await r.body.arrayBuffer()))
+    await feed(body, progress, blob, 12 << 20, blob.byteLength, 1 << 20)
+    body.end()
+    assert.equal(sha256(await early), sha256(blob))
+    assert.equal(sha256(await mid), sha256(blob.subarray(5 << 20)))
+    await fetch.done
+    // And one after the commit: it is handed the store's file.
+    const late = await request(url, { signal: AbortSignal.timeout(9000) }).then(async (r) => Buffer.from(await r.body.arrayBuffer()))
+    assert.equal(sha256(late), sha256(blob))
+    assert.deepEqual((await Promise.all(outcomes)).map((o) => [o.ok, o.sent]), [[true, blob.byteLength], [true, blob.byteLength - (5 << 20)], [true, blob.byteLength]])
+  })
+
+  test('a client that goes away: the send rejects, the reader is let go, the download goes on', TIMEOUT, async (t) => {
+    const blob = bytesOf(4 << 20)
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, progress } = newFetch(blob, [source])
+    const { server, url, outcomes } = await serve(fetch)
+    t.after(() => { server.close() })
+    const body = await source.body()
+    const gone = new AbortController()
+    const client = request(url, { signal: gone.signal }).then(async (r) => { for await (const c of r.body) { assert.ok(c); gone.abort() } }).catch(() => {})
+    await feed(body, progress, blob, 0, 1 << 20, 256 << 10)
+    await client
+    await feed(body, progress, blob, 1 << 20, blob.byteLength, 256 << 10)
+    body.end()
+    const [outcome] = await Promise.all(outcomes)
+    assert.equal(outcome?.ok, false)
+    await fetch.done
+    assert.equal(fetch.state, 'done')
+  })
+})

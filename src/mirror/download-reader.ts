@@ -1,0 +1,115 @@
+import { Readable, type Writable } from 'node:stream'
+import { finished, pipeline } from 'node:stream/promises'
+import { isSendable, type Sendable } from '../http/sendable.js'
+
+/** What a reader of a download takes next. */
+export type ReaderStep =
+  /** Bytes at the reader's position, in order: slices of what the download holds, never copies. */
+  | { readonly kind: 'bytes', readonly parts: readonly Buffer[] }
+  /** The rest of the reader's range, from the store (the blob is committed). */
+  | { readonly kind: 'stream', readonly rest: Readable }
+  | { readonly kind: 'end' }
+
+/**
+ * A reader of a download as it arrives. As a Readable it pushes the slices it is given, without gathering them
+ * into one buffer; `sendTo` writes them straight to the client (corked, so a batch goes out as one writev), waits
+ * for the client to drain rather than buffering, and hands the committed rest to the store's own fast path.
+ */
+export class DownloadReader extends Readable implements Sendable {
+  readonly #next: () => Promise<ReaderStep>
+  #isStarted = false
+  #demand: (() => void) | undefined
+
+  /** `next` waits for bytes; it must return 'end' soon after this reader is destroyed. */
+  constructor (next: () => Promise<ReaderStep>, highWaterMark: number) {
+    super({ highWaterMark })
+    this.#next = next
+  }
+
+  override _read (): void {
+    const demand = this.#demand
+    this.#demand = undefined
+    demand?.()
+    if (this.#isStarted) return
+    this.#isStarted = true
+    this.#pump().catch((err: unknown) => { this.destroy(err as Error) })
+  }
+
+  override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#demand?.()
+    callback(error)
+  }
+
+  async #pump (): Promise<void> {
+    for (;;) {
+      const step = await this.#next()
+      if (this.destroyed) return
+      if (step.kind === 'end') {
+        this.push(null)
+        return
+      }
+      const chunks: AsyncIterable<Buffer> | Iterable<Buffer> = step.kind === 'bytes' ? step.parts : step.rest
+      try {
+        for await (const chunk of chunks) {
+          if (this.destroyed) return
+          if (!this.push(chunk)) await new Promise<void>((resolve) => { this.#demand = resolve })
+        }
+      } finally {
+        if (step.kind === 'stream') step.rest.destroy()
+      }
+      if (step.kind === 'stream') {
+        if (!this.destroyed) this.push(null)
+        return
+      }
+    }
+  }
+
+  async sendTo (dest: Writable, onSent?: (bytes: number) => void): Promise<void> {
+    if (this.#isStarted || this.destroyed) throw new Error('DownloadReader: already being read')
+    this.#isStarted = true
+    let wake: (() => void) | undefined
+    const wakeUp = (): void => {
+      const w = wake
+      wake = undefined
+      w?.()
+    }
+    dest.on('close', wakeUp)
+    dest.on('drain', wakeUp)
+    this.on('close', wakeUp)
+    try {
+      for (;;) {
+        while (dest.writableNeedDrain) {
+          this.#assertOpen(dest)
+          await new Promise<void>((resolve) => { wake = resolve })
+        }
+        this.#assertOpen(dest)
+        const step = await this.#next()
+        this.#assertOpen(dest)
+        if (step.kind === 'end') break
+        if (step.kind === 'stream') {
+          if (isSendable(step.rest)) await step.rest.sendTo(dest, onSent)
+          else {
+            step.rest.on('data', (c: Buffer) => onSent?.(c.byteLength))
+            await pipeline(step.rest, dest)
+          }
+          return
+        }
+        dest.cork()
+        for (const part of step.parts) dest.write(part, (err) => { if (err == null) onSent?.(part.byteLength) })
+        dest.uncork()
+      }
+      dest.end()
+      await finished(dest)
+    } finally {
+      dest.off('close', wakeUp)
+      dest.off('drain', wakeUp)
+      this.off('close', wakeUp)
+      this.destroy()
+    }
+  }
+
+  #assertOpen (dest: Writable): void {
+    if (this.destroyed) throw this.errored ?? new Error('DownloadReader: destroyed while sending')
+    if (dest.destroyed || dest.writableEnded) throw dest.errored ?? Object.assign(new Error('destination closed before the last byte'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
+  }
+}
