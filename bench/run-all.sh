@@ -7,6 +7,7 @@ npm run build --silent
 export FLOTILLA_AGENT_DIST=1
 npx tsx bench/run.ts "$@"
 npx tsx bench/containerd-bench.ts "$@"
+npx tsx bench/pod-start-bench.ts "$@"
 npx tsx bench/bundle-bench.ts "$@"
 npx tsx bench/p2p-bench.ts "$@"
 npx tsx bench/p2p-miss-bench.ts "$@"
