@@ -31,6 +31,15 @@ export function toUpstreamError (registry: string, err: unknown, what: string): 
   )
 }
 
+/**
+ * Nothing listens at the upstream's address (a stopped registry, a closed port): an answer within a second is
+ * unlikely, so the request is not retried after a backoff; the caller's other sources (peers, the node's
+ * images, a stale record) and the client's own fallback are quicker than waiting.
+ */
+export function isConnectionRefused (err: unknown): boolean {
+  return errorCode(err) === 'ECONNREFUSED'
+}
+
 /** The system or undici error code, looking through AggregateError (happy eyeballs) and `cause` chains. */
 function errorCode (err: unknown, depth = 0): string | undefined {
   if (typeof err !== 'object' || err === null || depth > 4) return undefined

@@ -12,7 +12,7 @@ import { readLimited } from '../http/read-limited.js'
 import { RegistryAuth } from './registry-auth.js'
 import { parseRetryAfter } from './retry-after.js'
 import { skipBytes } from './skip-bytes.js'
-import { statusToUpstreamError, toUpstreamError } from './to-upstream-error.js'
+import { isConnectionRefused, statusToUpstreamError, toUpstreamError } from './to-upstream-error.js'
 import { TokenCache } from './token-cache.js'
 import type { BlobBody, ManifestBody, ManifestHead, PassThroughResponse, Upstream } from './upstream.js'
 import { UpstreamError } from './upstream-error.js'
@@ -213,8 +213,8 @@ export class UndiciUpstream implements Upstream {
         const error = toUpstreamError(registry, err, what)
         if (error.isUnavailable) breaker.recordFailure(error)
         else breaker.recordSuccess()
-        // An open circuit would refuse the retry anyway: do not sit out a backoff first.
-        if (!error.isUnavailable || attempt >= this.#retries || breaker.state === 'open') throw error
+        // An open circuit would refuse the retry anyway, and a refused connection is not worth a backoff.
+        if (!error.isUnavailable || attempt >= this.#retries || breaker.state === 'open' || isConnectionRefused(err)) throw error
         const delayMs = retryAfterMs === undefined ? this.#backoffMs(attempt) : Math.min(retryAfterMs, this.#maxRetryAfterMs)
         this.#logger.debug({ registry, url: url.href, code: error.code, status: error.status, attempt: attempt + 1, delayMs }, 'retrying upstream request')
         await sleep(delayMs, undefined, signal === undefined ? {} : { signal }).catch((sleepErr: unknown) => {

@@ -117,16 +117,21 @@ void describe('UndiciUpstream retries', { timeout: 10_000 }, () => {
     }
   })
 
-  void test('connection refused is ERR_UPSTREAM_UNAVAILABLE after retries', async () => {
+  void test('connection refused is ERR_UPSTREAM_UNAVAILABLE at once: nothing listens, so no backoff and no retry', async () => {
     const port = await closedPort()
-    const upstream = newTestUpstream([`http://127.0.0.1:${port}`], { retries: 1 })
+    const upstream = newTestUpstream([`http://127.0.0.1:${port}`], { retries: 3, retryBaseMs: 10_000 })
     try {
+      const started = Date.now()
       await assert.rejects(upstream.getManifest(`127.0.0.1:${port}`, 'a', 'latest', MediaType.OciManifest), (err: unknown) => {
         isCode('ERR_UPSTREAM_UNAVAILABLE')(err)
         assert.equal((err as UpstreamError).isUnavailable, true)
         assert.match((err as UpstreamError).message, /ECONNREFUSED/)
         return true
       })
+      // One backoff would be 5–10 s.
+      assert.ok(Date.now() - started < 4000, `rejected after ${Date.now() - started} ms`)
+      // Still counted: the registry's status shows the failure.
+      assert.match(upstream.status().find((s) => s.registry === `127.0.0.1:${port}`)?.lastError ?? '', /ECONNREFUSED/)
     } finally {
       await upstream.close()
     }
