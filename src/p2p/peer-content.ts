@@ -61,6 +61,8 @@ export const PEER_DISPATCHER_DEFAULTS = {
 
 /** How long a peer that sent bytes of a digest that did not verify is not asked for that digest again. */
 const DISTRUST_MS = 10 * 60_000
+/** The patient lookup goes ahead this long after the first provider answered, not at the end of the DHT walk. */
+const SETTLE_MS = 25
 const MAX_DISTRUSTED = 10_000
 
 /** Content on other agents: providers found through the Router, fetched over their registry API. */
@@ -104,18 +106,26 @@ export class PeerContent implements RemoteContent {
     return true
   }
 
-  async #providersWithin (key: string, signal: AbortSignal, budgetMs: number): Promise<PeerInfo[]> {
+  /**
+   * `settleMs`: once a provider is found, wait at most this much longer for others (the patient lookup: a walk
+   * of the DHT may go on well after the holder answered, and a client waits on it).
+   */
+  async #providersWithin (key: string, signal: AbortSignal, budgetMs: number, settleMs = Infinity): Promise<PeerInfo[]> {
     const found: PeerInfo[] = []
     const limit = this.#o.maxProviders ?? 8
     const budget = AbortSignal.any([signal, AbortSignal.timeout(budgetMs)])
     // The budget is kept strictly: a lookup still walking the DHT is left to wind down on its own.
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, budgetMs)
+      let timer = setTimeout(resolve, budgetMs)
       const walk = async (): Promise<void> => {
         try {
           for await (const p of this.#o.router.findProviders(key, { signal: budget, limit })) {
             found.push(p)
             if (found.length >= limit) break
+            if (found.length === 1 && settleMs < budgetMs) {
+              clearTimeout(timer)
+              timer = setTimeout(resolve, settleMs)
+            }
           }
         } catch (err) {
           this.#o.logger.debug({ key, err: (err as Error).message }, 'provider lookup failed')
@@ -150,7 +160,7 @@ export class PeerContent implements RemoteContent {
     return {
       origin: { kind: 'peers' },
       open: async (offset, signal) => {
-        const found = (await this.#providersWithin(digest, signal, this.#o.fallbackFindMs ?? 3000)).filter((p) => this.#isTrusted(digest, p))
+        const found = (await this.#providersWithin(digest, signal, this.#o.fallbackFindMs ?? 3000, SETTLE_MS)).filter((p) => this.#isTrusted(digest, p))
         let lastError: Error = new PeerFetchError(`no peer holds ${digest}`)
         for (const peer of found) {
           try {
@@ -245,7 +255,7 @@ export class PeerContent implements RemoteContent {
     const budget = isPatient ? (this.#o.fallbackFindMs ?? 3000) : (this.#o.findBudgetMs ?? 5)
     // One line for the miss, however many peers failed on the way.
     const failed: string[] = []
-    for (const peer of await this.#providersWithin(key, req.signal, budget)) {
+    for (const peer of await this.#providersWithin(key, req.signal, budget, SETTLE_MS)) {
       try {
         const res = await this.#get(peer, `/v2/${req.repository}/manifests/${reference}?ns=${encodeURIComponent(req.registry)}`, 'local', req.signal, { accept })
         if (res.statusCode !== 200) {

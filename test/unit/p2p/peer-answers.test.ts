@@ -122,3 +122,35 @@ void describe('a 206 from a peer needs a strict Content-Range for the offset ask
     })
   }
 })
+
+void describe('the patient lookup goes ahead once a provider answered', () => {
+  test('a DHT walk that goes on after the holder was found does not hold the client up', { timeout: 15_000 }, async () => {
+    const body = Buffer.from('{"schemaVersion":2}')
+    const peer = await startPeer((_url, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' })
+      res.end(body)
+    })
+    const dispatcher = new Agent(PEER_DISPATCHER_DEFAULTS)
+    try {
+      const network = new MemoryRouterNetwork()
+      const self = network.join({ id: 'self', httpAddress: '127.0.0.1:1' })
+      await network.join({ id: 'holder', httpAddress: peer.address }).advertise([digest])
+      // Yields the holder at once, then walks on until the lookup's budget ends.
+      const walking = Object.assign(Object.create(self) as typeof self, {
+        findProviders: async function * (key: string, options: { signal: AbortSignal }) {
+          yield * self.findProviders(key, options)
+          await new Promise((resolve) => options.signal.addEventListener('abort', resolve, { once: true }))
+        },
+      })
+      const content = new PeerContent({ router: walking, dispatcher, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), logger: pino({ level: 'silent' }), isOwnerRouting: false, fallbackFindMs: 5000 })
+      const started = Date.now()
+      const got = await content.manifest(req, { kind: 'digest', digest }, '*/*', true)
+      assert.deepEqual(got?.bytes, body)
+      assert.ok(Date.now() - started < 2000, `answered after ${Date.now() - started} ms, not at the end of the 5 s walk`)
+    } finally {
+      await dispatcher.close()
+      peer.server.closeAllConnections()
+      await new Promise((resolve) => peer.server.close(resolve))
+    }
+  })
+})
