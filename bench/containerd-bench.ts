@@ -229,7 +229,8 @@ async function main (teardown: Teardown): Promise<void> {
   if (held.size !== size) throw new Error(`containerd holds ${held.size} bytes of the large layer, expected ${size}`)
   const [cold] = await curlGet([`${own.url}${blobPath}`], { maxTimeS: 60 })
   if (cold?.status !== 200 || cold.bytes !== size) throw new Error(`cold GET through ${own.url}: status ${cold?.status}, ${cold?.bytes} of ${size} bytes`)
-  if (await layerLinks(own.dataDir, digest) !== 1) throw new Error('the own-store agent did not keep its own copy of the layer')
+  // The client has its last byte once the bytes verified; the store's fsync and rename may still be under way.
+  await waitFor(async () => await layerLinks(own.dataDir, digest) === 1, { timeoutMs: 30_000, what: 'the own-store agent keeping its own copy of the layer' })
   await waitFor(async () => await layerLinks(link.dataDir, digest) === 2,
     { timeoutMs: 30_000, intervalMs: 200, what: `the layer in ${link.dataDir} to become a hard link to containerd's file (nlink 2)` })
   const linkedIno = (await stat(join(link.dataDir, 'blobs', 'sha256', digest.slice(7)))).ino

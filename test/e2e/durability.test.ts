@@ -151,7 +151,9 @@ void describe('durability and lifecycle', () => {
     assert.equal(res.status, 200)
     const body = Buffer.from(await res.arrayBuffer())
     assert.equal(`sha256:${createHash('sha256').update(body).digest('hex')}`, digest)
-    assert.equal((await stat(join(dataDir, 'blobs', 'sha256', digest.slice(7)))).size, SIZE)
+    // The client has its last byte once the bytes verified; the store's fsync and rename may still be under way.
+    await waitFor(async () => (await stat(join(dataDir, 'blobs', 'sha256', digest.slice(7))).catch(() => undefined))?.size === SIZE,
+      { timeoutMs: 10_000, what: 'the blob committed to the store' })
   })
 
   test('defect 7: an agent killed with -9 and not reaped yet does not stop the next one from starting at once', async (t) => {

@@ -112,8 +112,11 @@ void describe('one copy of each layer per node with containerd (issue 10)', { ti
     const m = hostManifest(image)
     const imageBytes = m.configSize + m.size + m.layers.reduce((n, l) => n + l.size, 0)
     assert.equal((await stat(node.contentDir)).dev, (await stat(dataA)).dev, 'one filesystem')
-    const held = await readdir(join(dataA, 'blobs', 'sha256'))
-    for (const l of m.layers) assert.ok(held.includes(l.digest.slice(7)), `the agent served and kept ${l.digest}`)
+    // The client has its last byte once the bytes verified; the store's fsync and rename may still be under way.
+    await waitFor(async () => {
+      const held = await readdir(join(dataA, 'blobs', 'sha256'))
+      return m.layers.every((l) => held.includes(l.digest.slice(7)))
+    }, { timeoutMs: 10_000, what: 'the agent keeping every layer it served' })
     let figures: [number, number] = [0, 0]
     await waitFor(async () => {
       figures = await du(node.contentDir, dataA)
