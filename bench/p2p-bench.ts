@@ -213,8 +213,8 @@ class Bench {
     for (const a of agents) {
       for (const d of [{ digest: m.configDigest, size: m.configSize }, ...m.layers]) {
         const path = join(a.dataDir, 'blobs', 'sha256', d.digest.slice('sha256:'.length))
-        const size = await stat(path).then((s) => s.size, () => -1)
-        if (size !== d.size) throw new Error(`${a.name}: ${path} has ${size} bytes, expected ${d.size}`)
+        // A client has its last byte once the bytes verified; the store's fsync and rename may still be under way.
+        await waitFor(async () => await stat(path).then((s) => s.size === d.size, () => false), { timeoutMs: 30_000, intervalMs: 100, what: `${a.name}: ${path} to hold ${d.size} bytes` })
       }
     }
   }
