@@ -80,6 +80,12 @@ interface Run {
   readonly proxyCpuSeconds: number
   /** Requests the agents sent to the upstream itself (the central passed over). */
   readonly agentFallbacks: number
+  /**
+   * Transfers a client did not get whole: an agent whose central sent no first byte within its bound answers
+   * 503 ("try again or another host"), which containerd would take to its next host and curl does not. Only
+   * the reference central (Distribution) may have them; a flotilla central with any fails the run.
+   */
+  readonly incomplete: readonly string[]
   readonly centralStoredBlobs: number | undefined
 }
 
@@ -225,7 +231,8 @@ async function main (teardown: Teardown): Promise<void> {
       const want = plan[i]?.size
       return x.status === 200 && x.bytes === want ? [] : [`${agent.name}: GET ${x.url}: ${x.status}, ${x.bytes} of ${String(want)} bytes`]
     }))
-    if (bad.length > 0) throw new Error(`${tag}: incomplete pulls:\n${bad.join('\n')}`)
+    if (bad.length > 0 && kind === 'flotilla') throw new Error(`${tag}: incomplete pulls:\n${bad.join('\n')}`)
+    if (bad.length > 0) log(`${tag}: incomplete pulls (reported, not fatal for the reference central):\n${bad.join('\n')}`)
 
     const upstreamBlobBytes = upstream.totalBlobBytes()
     const upstreamLargeGets = upstream.requests.filter((q) => q.method === 'GET' && q.path === largePath && q.status === 200).length
@@ -242,7 +249,7 @@ async function main (teardown: Teardown): Promise<void> {
     const run: Run = {
       central: kind, n, wallSeconds, perAgentSeconds, upstreamBlobBytes, upstreamLargeGets, upstreamRequests,
       centralCpuSeconds, centralIdleRssBytes, centralPeakRssBytes, agentsCpuSeconds, agentPeakRssBytes,
-      proxyCpuSeconds: (self.user + self.system) / 1e6, agentFallbacks, centralStoredBlobs,
+      proxyCpuSeconds: (self.user + self.system) / 1e6, agentFallbacks, centralStoredBlobs, incomplete: bad,
     }
     log(`${tag}: ${wallSeconds.toFixed(2)} s; upstream ${(upstreamBlobBytes / imageBytes).toFixed(2)}× the image (${upstreamLargeGets} GET(s) of the layer; upstream requests: ${upstreamRequests}); ` +
       `central CPU ${centralCpuSeconds.toFixed(1)} s, RSS ${formatMiB(centralIdleRssBytes)} → ${formatMiB(centralPeakRssBytes)} MiB; agents CPU ${agentsCpuSeconds.toFixed(1)} s, peak RSS ${formatMiB(agentPeakRssBytes)} MiB; fallbacks ${agentFallbacks}`)
@@ -276,7 +283,8 @@ async function main (teardown: Teardown): Promise<void> {
     ns.map((n) => {
       const f = find('flotilla', n)
       const d = find('distribution', n)
-      return [String(n), `**${times(f)}** (${gets(f)})`, `${times(d)} (${gets(d)})`, f.wallSeconds.toFixed(2), d.wallSeconds.toFixed(2)]
+      const dWall = d.incomplete.length === 0 ? d.wallSeconds.toFixed(2) : `${d.wallSeconds.toFixed(2)}, **${d.incomplete.length} transfer(s) not completed** (503 from the agent)`
+      return [String(n), `**${times(f)}** (${gets(f)})`, `${times(d)} (${gets(d)})`, f.wallSeconds.toFixed(2), dWall]
     }),
   )
   const details = markdownTable(

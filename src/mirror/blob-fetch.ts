@@ -218,12 +218,13 @@ export class BlobFetch {
       }
       if (lastError !== undefined) throw lastError
       if (signal.aborted) throw signal.reason as Error
-      await this.#flush()
       if (this.#disk === undefined) throw new BlobFetchError(`no source for ${digest}`)
-      // Readers finish as soon as the bytes verified, not after the store's fsync and rename.
+      // Readers finish as soon as the bytes verified: not after the disk took them, nor after the fsync and rename.
+      this.#disk.handOver()
       this.#disk.writer.verify()
       this.#isVerified = true
       this.#progress.changed()
+      await this.#flush()
       this.#isKept = (await this.#disk.writer.commit()).isKept
       this.#size = this.#written
       this.#state = 'done'

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { Logger } from 'pino'
 import { FlotillaError } from '../errors/flotilla-error.js'
 import { readLimited } from '../http/read-limited.js'
 import type { RequestResult } from '../metrics/metrics.js'
@@ -13,6 +14,7 @@ import { SingleFlight } from './single-flight.js'
 export interface ManifestServiceOptions extends ContentParts {
   /** A bound for one shared upstream call, detached from the client that started it. */
   readonly signal: () => AbortSignal
+  readonly logger: Logger
 }
 
 /** A manifest this node holds, and where containerd's images hold it (for restricted content). */
@@ -62,6 +64,8 @@ export class ManifestService {
   readonly #o: ManifestServiceOptions
   readonly #cache = new ManifestCache()
   readonly #flight = new SingleFlight<Fetched>()
+  /** Manifests answered and being written to the store (remember): served from here until they land. */
+  readonly #writing = new Map<Digest, { readonly bytes: Buffer, readonly mediaType: string, readonly done: Promise<void> }>()
 
   constructor (options: ManifestServiceOptions) {
     this.#o = options
@@ -73,8 +77,8 @@ export class ManifestService {
    * manifest (a layer, a config) is ERR_NOT_A_MANIFEST; it is never read past the manifest size limit.
    */
   async local (req: MirrorRequest, digest: Digest): Promise<LocalManifest | undefined> {
-    const cached = this.#cache.get(digest)
-    if (cached !== undefined) return cached
+    const cached = this.#cache.get(digest) ?? this.#writing.get(digest)
+    if (cached !== undefined) return { bytes: cached.bytes, mediaType: cached.mediaType }
     const notManifest = (): FlotillaError => new FlotillaError('ERR_NOT_A_MANIFEST', `${digest} is held here but is not a manifest`)
     const own = await this.#o.store.stat(digest)
     if (own !== undefined) {
@@ -113,10 +117,36 @@ export class ManifestService {
     return manifestResult(digest, fetched.bytes, fetched.source, fetched.mediaType)
   }
 
-  /** Validates and stores a manifest fetched for `req`; invalid manifests are served to no one. */
+  /** Validates and stores a manifest for `req` (a push: stored before it is acknowledged); invalid ones are kept by no one. */
   async keep (req: MirrorRequest, digest: Digest, bytes: Buffer, mediaType: string): Promise<void> {
     parseManifest(bytes, mediaType)
     this.#o.scope.noteFetched(req, digest)
+    await this.#write(digest, bytes)
+  }
+
+  /**
+   * Validates a manifest fetched for `req` and answers it from memory at once, while it is written to the store
+   * in the background: its client does not wait for the store's fsync and rename (with a disk busy writing
+   * back, that took a second on a node pulling with its peers). A write that fails is logged; the manifest is
+   * fetched again when next asked.
+   */
+  remember (req: MirrorRequest, digest: Digest, bytes: Buffer, mediaType: string): void {
+    parseManifest(bytes, mediaType)
+    this.#o.scope.noteFetched(req, digest)
+    this.#cache.set(digest, { bytes, mediaType })
+    if (this.#writing.has(digest)) return
+    const done = this.#write(digest, bytes).catch((err: unknown) => {
+      this.#o.logger.warn({ digest, err: (err as Error).message }, 'could not keep a manifest in the store; it was answered from memory')
+    }).finally(() => { this.#writing.delete(digest) })
+    this.#writing.set(digest, { bytes, mediaType, done })
+  }
+
+  /** Settles once every manifest being written in the background is in the store (or failed): for shutdown. */
+  async settled (): Promise<void> {
+    await Promise.all([...this.#writing.values()].map(async (w) => await w.done))
+  }
+
+  async #write (digest: Digest, bytes: Buffer): Promise<void> {
     const w = await this.#o.store.begin(digest, bytes.byteLength)
     try {
       await w.write(bytes)
@@ -132,7 +162,7 @@ export class ManifestService {
     const fromPeers = async (isPatient: boolean): Promise<Fetched | undefined> => {
       const remote = await remoteFor(req, this.#o.remote)?.manifest(req, { kind: 'digest', digest }, upstreamManifestAccept(accept), isPatient).catch(() => undefined)
       if (remote === undefined || digestOf(remote.bytes, parseDigest(digest).algorithm) !== digest) return undefined
-      await this.keep(req, digest, remote.bytes, remote.mediaType)
+      this.remember(req, digest, remote.bytes, remote.mediaType)
       return { bytes: remote.bytes, digest, mediaType: remote.mediaType, source: 'peer' }
     }
     const quick = await fromPeers(false)
@@ -152,7 +182,7 @@ export class ManifestService {
     if (digestOf(m.bytes, parseDigest(digest).algorithm) !== digest) {
       throw new FlotillaError('ERR_DIGEST_MISMATCH', `${what}: upstream returned content that does not match the digest; nothing was kept`)
     }
-    await this.keep(req, digest, m.bytes, m.mediaType)
+    this.remember(req, digest, m.bytes, m.mediaType)
     return { bytes: m.bytes, digest, mediaType: m.mediaType, source: 'upstream' }
   }
 }

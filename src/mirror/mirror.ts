@@ -86,7 +86,7 @@ export class Mirror {
       logger: o.logger, now, signal,
     })
     const common = { upstream: o.upstream, remote: o.remote, localSources, metrics: o.metrics }
-    this.#manifests = new ManifestService({ ...common, store: o.store, scope, signal })
+    this.#manifests = new ManifestService({ ...common, store: o.store, scope, signal, logger: o.logger })
     this.#tags = new TagService({
       ...common, tags: o.tags, manifests: this.#manifests, tagTtlMs: o.tagTtlMs, logger: o.logger, now, signal,
       ...(o.announce === undefined ? {} : { announce: o.announce }),
@@ -146,6 +146,11 @@ export class Mirror {
   /** Stops every download (shutdown). */
   abortAll (reason: Error): void {
     this.#blobs.abortAll(reason)
+  }
+
+  /** Settles once the manifests answered from memory are in the store (shutdown). */
+  async settled (): Promise<void> {
+    await this.#manifests.settled()
   }
 
   #late (what: string): FlotillaError {

@@ -72,7 +72,7 @@ export class TagService {
       }
       const m = await upstream.getManifest(registry, repository, tag, acceptUp, shared)
       const digest = digestOf(m.bytes)
-      await manifests.keep(req, digest, m.bytes, m.mediaType)
+      manifests.remember(req, digest, m.bytes, m.mediaType)
       if (acceptsEveryManifestKind(acceptUp)) {
         await this.#keep(req, tag, {
           digest, mediaType: m.mediaType, size: m.bytes.byteLength, fetchedAt: now, ...(m.etag === undefined ? {} : { etag: m.etag }),
@@ -148,7 +148,11 @@ export class TagService {
       const remote = await peers.manifest(req, { kind: 'tag', tag }, upstreamManifestAccept(accept), true).catch(() => undefined)
       if (remote !== undefined) {
         const digest = digestOf(remote.bytes)
-        await this.#o.manifests.keep(req, digest, remote.bytes, remote.mediaType).catch(() => {})
+        try {
+          this.#o.manifests.remember(req, digest, remote.bytes, remote.mediaType)
+        } catch {
+          // What the peer sent does not validate: the client gets it as before, but it is not kept.
+        }
         return manifestResult(digest, remote.bytes, 'peer', remote.mediaType)
       }
     }

@@ -56,6 +56,7 @@ export function buildMirror ({ config, local, upstream, metrics, logger, localSo
     close: async () => {
       mirror.abortAll(new Error('shutting down'))
       await Promise.all(mirror.inflight.map(async (f) => await f.done))
+      await mirror.settled()
       await budget.close()
     },
   }

@@ -38,13 +38,18 @@ export interface BlobWriter {
   /** False once the store gave up holding the bytes; readBack then fails and commit keeps nothing. */
   readonly isKeeping: boolean
   write (chunk: Uint8Array): Promise<void>
-  /** Several chunks in order, as one write where the store can (no copy into one buffer). */
+  /**
+   * Several chunks in order, as one write where the store can (no copy into one buffer). The bytes are taken
+   * (counted and hashed) when it is called, so calls may overlap: each goes at its own offset, and `verify`
+   * may run before they settle.
+   */
   writev (chunks: readonly Uint8Array[]): Promise<void>
   /** Reads back bytes already written, while the writer is open (to stream a download to late joiners). */
   readBack (position: number, length: number): Promise<Buffer>
   /**
-   * Checks that the bytes written hash to the digest (and match the size when it was given); throws
-   * DigestMismatchError otherwise. Takes no more bytes after it; commit checks the same way.
+   * Checks that the bytes given to write/writev hash to the digest (and match the size when it was given),
+   * stored yet or not; throws DigestMismatchError otherwise. Takes no more bytes after it; commit checks the
+   * same way.
    */
   verify (): void
   /** Verifies digest (and size when it was given) and publishes atomically if kept; throws DigestMismatchError otherwise. */

@@ -127,6 +127,8 @@ export class FsBlobStore implements BlobStore {
         for (let off = 0; off < rest.byteLength;) off += (await fh.write(rest, off, rest.byteLength - off, position + done + off)).bytesWritten
       } catch (err) {
         if (!isNoSpace(err)) throw err
+        // Overlapping writes may each find the disk full: the first gives the file up.
+        if (!isKeeping) return
         state = 'hashing'
         isKeeping = false
         await drop()

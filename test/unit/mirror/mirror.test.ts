@@ -160,6 +160,30 @@ void describe('Mirror', () => {
     assert.equal(laterAsked, 0)
   })
 
+  test('a manifest fetched upstream is answered before the store has written it, from memory meanwhile, and kept', async () => {
+    const inner = new MemoryBlobStore()
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    // A store whose writes wait (a disk busy writing back): begin does not return until released.
+    const store = Object.assign(Object.create(inner) as MemoryBlobStore, {
+      begin: async (digest: Digest, size?: number) => { await gate; return await inner.begin(digest, size) },
+      stat: async (digest: Digest) => await inner.stat(digest),
+      read: async (digest: Digest) => await inner.read(digest),
+      watch: (l: Parameters<MemoryBlobStore['watch']>[0]) => inner.watch(l),
+    })
+    const { mirror, upstream, req } = setup({ store })
+    const { indexDigest } = upstream.image
+    const m = await mirror.getManifest(req, { kind: 'digest', digest: indexDigest }, CONTAINERD_ACCEPT)
+    assert.equal(m.source, 'upstream')
+    assert.equal(await inner.stat(indexDigest), undefined, 'not in the store yet')
+    const again = await mirror.getManifest(req, { kind: 'digest', digest: indexDigest }, CONTAINERD_ACCEPT)
+    assert.equal(again.source, 'hit')
+    assert.equal(upstream.calls.filter((c) => c.includes('manifest')).length, 1, 'the upstream was asked once')
+    release()
+    await mirror.settled()
+    assert.ok(await inner.stat(indexDigest), 'kept once the store took it')
+  })
+
   test('defect 14: stale-if-error: an upstream that fails after the TTL serves the last known digest, marked stale', async () => {
     let now = 1_000_000
     const { mirror, upstream, req } = setup({ tagTtlMs: () => 1000, now: () => now })
