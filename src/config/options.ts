@@ -109,7 +109,7 @@ export const OPTIONS = [
   option('upstream.connectTimeout', duration, { default: '5s', help: 'connecting to an upstream registry' }),
   option('upstream.headersTimeout', duration, { default: '15s', help: 'waiting for an upstream response\'s headers' }),
   option('upstream.bodyTimeout', duration, { default: '30s', help: 'between two chunks of an upstream body' }),
-  option('upstream.retries', z.number().int().min(0).max(10), { default: 2, help: 'retries of an upstream request that found the registry unavailable (backoff, or its Retry-After)' }),
+  option('upstream.retries', z.number().int().min(0).max(10), { default: 2, help: 'retries of an upstream request that found the registry unavailable (5xx, 429, a reset, a timeout; not a refused connection), after a backoff or its Retry-After' }),
   option('registries', registriesSchema, {
     env: 'FLOTILLA_REGISTRIES', flag: '-r, --registry <name=url>', key: 'registries', isList: true, merge: mergeRegistryPairs,
     help: 'upstream registries: NAME=URL adds one or replaces its endpoint (http:// for plain HTTP), e.g. docker.io=https://registry-1.docker.io; ' +
