@@ -221,6 +221,8 @@ export class BlobFetch {
       if (this.#disk === undefined) throw new BlobFetchError(`no source for ${digest}`)
       // Readers finish as soon as the bytes verified: not after the disk took them, nor after the fsync and rename.
       this.#disk.handOver()
+      // After a write error no more bytes went to the writer: that error, not a digest mismatch, is the reason.
+      if (this.#disk.error !== undefined) throw this.#disk.error
       this.#disk.writer.verify()
       this.#isVerified = true
       this.#progress.changed()

@@ -623,6 +623,32 @@ function failAfter (w: BlobWriter, limit: number, code: string): BlobWriter {
   return Object.assign(Object.create(w) as BlobWriter, { writev, write: async (c: Uint8Array) => { await writev([c]) } })
 }
 
+void describe('BlobFetch: a write error', () => {
+  test('that happens after the last chunk arrived fails the download with that error, not as a digest mismatch', TIMEOUT, async () => {
+    const blob = bytesOf((1 << 20) + 10)
+    const inner = new MemoryBlobStore()
+    const store: BlobStore = Object.assign(Object.create(inner) as MemoryBlobStore, {
+      begin: async (digest: Digest, size?: number) => {
+        const w = await inner.begin(digest, size)
+        return Object.assign(Object.create(w) as BlobWriter, {
+          writev: async () => { throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }) },
+          abort: async () => { await w.abort() },
+        })
+      },
+    })
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch } = newFetch(blob, [source], { store })
+    const body = await source.body()
+    body.write(blob)
+    // The first batch's write fails while the source has not ended yet.
+    await settle()
+    body.end()
+    await fetch.done
+    assert.equal(fetch.state, 'failed')
+    assert.match(fetch.error?.message ?? '', /EIO/)
+  })
+})
+
 void describe('BlobFetch reader.sendTo (the client fast path)', () => {
   /** Serves `fetch.reader()` with sendTo on each request; each send's outcome is kept. */
   async function serve (fetch: BlobFetch): Promise<{ server: Server, url: string, outcomes: Array<Promise<{ ok: boolean, sent: number }>> }> {
