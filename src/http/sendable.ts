@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
 
 /**
  * A body that can write itself to a destination faster than a pipe: no per-chunk allocation or copy, and
@@ -11,4 +12,63 @@ export interface Sendable {
 
 export function isSendable (body: Readable): body is Readable & Sendable {
   return typeof (body as Partial<Sendable>).sendTo === 'function'
+}
+
+/**
+ * What every `sendTo` loop needs around its writes: waiting until the destination drained (or a write
+ * callback, or either side closing, says to look again), and checking that neither side closed under it.
+ * `close()` removes its listeners.
+ */
+export class SendGate {
+  readonly #source: Readable
+  readonly #dest: Writable
+  readonly #name: string
+  #wake: (() => void) | undefined
+  readonly #wakeUp = (): void => {
+    const w = this.#wake
+    this.#wake = undefined
+    w?.()
+  }
+
+  /** `name` says whose send it is in the error when the source is destroyed. */
+  constructor (source: Readable, dest: Writable, name: string) {
+    this.#source = source
+    this.#dest = dest
+    this.#name = name
+    dest.on('close', this.#wakeUp)
+    dest.on('drain', this.#wakeUp)
+    source.on('close', this.#wakeUp)
+  }
+
+  /** For a write callback: the loop may go on. */
+  wakeUp (): void {
+    this.#wakeUp()
+  }
+
+  /** Waits while `isBlocked()` (and the destination needs to drain), throwing once either side closed. */
+  async until (isBlocked: () => boolean = () => false): Promise<void> {
+    while (isBlocked() || this.#dest.writableNeedDrain) {
+      this.assertOpen()
+      await new Promise<void>((resolve) => { this.#wake = resolve })
+    }
+    this.assertOpen()
+  }
+
+  assertOpen (): void {
+    if (this.#source.destroyed) throw this.#source.errored ?? new Error(`${this.#name}: destroyed while sending`)
+    const dest = this.#dest
+    if (dest.destroyed || dest.writableEnded) throw dest.errored ?? Object.assign(new Error('destination closed before the last byte'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
+  }
+
+  /** Ends the destination and waits until it finished. */
+  async end (): Promise<void> {
+    this.#dest.end()
+    await finished(this.#dest)
+  }
+
+  close (): void {
+    this.#dest.off('close', this.#wakeUp)
+    this.#dest.off('drain', this.#wakeUp)
+    this.#source.off('close', this.#wakeUp)
+  }
 }

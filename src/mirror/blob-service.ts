@@ -90,16 +90,11 @@ export class BlobService {
     const what = `blob ${req.registry}/${req.repository}@${digest}`
     const remote = remoteFor(req, this.#o.remote)
     const peers = remote === undefined ? { first: [], last: [] } : await remote.blobSources(req, digest).catch(() => ({ first: [], last: [] }))
-    const sources: BlobSourceAttempt[] = [...peers.first]
     const isConfigured = this.#o.upstream.has(req.registry)
-    if (isConfigured) {
-      for (let i = 0; i < this.#o.upstreamAttempts; i++) sources.push(this.#upstreamAttempt(req, digest))
-      const [later] = peers.last
-      const firstUpstream = peers.first.length
-      const upstream = sources[firstUpstream]
-      if (later !== undefined && upstream !== undefined) sources[firstUpstream] = hedge(upstream, later, this.#o.upstreamHedgeMs ?? 1000, upstream.origin)
-    }
-    sources.push(...peers.last)
+    const upstream = isConfigured ? Array.from({ length: this.#o.upstreamAttempts }, () => this.#upstreamAttempt(req, digest)) : []
+    const [first, later] = [upstream[0], peers.last[0]]
+    if (first !== undefined && later !== undefined) upstream[0] = hedge(first, later, this.#o.upstreamHedgeMs ?? 1000, first.origin)
+    const sources: BlobSourceAttempt[] = [...peers.first, ...upstream, ...peers.last]
     if (sources.length === 0) {
       throw isConfigured
         ? new FlotillaError('ERR_NOT_HELD', `${what} is not held here`)

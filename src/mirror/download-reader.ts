@@ -1,6 +1,6 @@
 import { Readable, type Writable } from 'node:stream'
-import { finished, pipeline } from 'node:stream/promises'
-import { isSendable, type Sendable } from '../http/sendable.js'
+import { pipeline } from 'node:stream/promises'
+import { SendGate, isSendable, type Sendable } from '../http/sendable.js'
 
 /** What a reader of a download takes next. */
 export type ReaderStep =
@@ -67,24 +67,12 @@ export class DownloadReader extends Readable implements Sendable {
   async sendTo (dest: Writable, onSent?: (bytes: number) => void): Promise<void> {
     if (this.#isStarted || this.destroyed) throw new Error('DownloadReader: already being read')
     this.#isStarted = true
-    let wake: (() => void) | undefined
-    const wakeUp = (): void => {
-      const w = wake
-      wake = undefined
-      w?.()
-    }
-    dest.on('close', wakeUp)
-    dest.on('drain', wakeUp)
-    this.on('close', wakeUp)
+    const gate = new SendGate(this, dest, 'DownloadReader')
     try {
       for (;;) {
-        while (dest.writableNeedDrain) {
-          this.#assertOpen(dest)
-          await new Promise<void>((resolve) => { wake = resolve })
-        }
-        this.#assertOpen(dest)
+        await gate.until()
         const step = await this.#next()
-        this.#assertOpen(dest)
+        gate.assertOpen()
         if (step.kind === 'end') break
         if (step.kind === 'stream') {
           if (isSendable(step.rest)) await step.rest.sendTo(dest, onSent)
@@ -98,18 +86,10 @@ export class DownloadReader extends Readable implements Sendable {
         for (const part of step.parts) dest.write(part, (err) => { if (err == null) onSent?.(part.byteLength) })
         dest.uncork()
       }
-      dest.end()
-      await finished(dest)
+      await gate.end()
     } finally {
-      dest.off('close', wakeUp)
-      dest.off('drain', wakeUp)
-      this.off('close', wakeUp)
+      gate.close()
       this.destroy()
     }
-  }
-
-  #assertOpen (dest: Writable): void {
-    if (this.destroyed) throw this.errored ?? new Error('DownloadReader: destroyed while sending')
-    if (dest.destroyed || dest.writableEnded) throw dest.errored ?? Object.assign(new Error('destination closed before the last byte'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
   }
 }

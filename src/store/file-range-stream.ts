@@ -1,7 +1,6 @@
 import type { FileHandle } from 'node:fs/promises'
 import { Readable, type Writable } from 'node:stream'
-import { finished } from 'node:stream/promises'
-import type { Sendable } from '../http/sendable.js'
+import { SendGate, type Sendable } from '../http/sendable.js'
 
 /** Bytes per read: the default 64 KiB halves loopback throughput. */
 const CHUNK = 1 << 20
@@ -68,21 +67,10 @@ export class FileRangeStream extends Readable implements Sendable {
     if (this.#isSending || this.readableFlowing !== null || this.destroyed) throw new Error('FileRangeStream: already being read')
     this.#isSending = true
     let inFlight = 0
-    let wake: (() => void) | undefined
-    const wakeUp = (): void => {
-      const w = wake
-      wake = undefined
-      w?.()
-    }
-    dest.on('close', wakeUp)
-    dest.on('drain', wakeUp)
+    const gate = new SendGate(this, dest, 'FileRangeStream')
     try {
       while (this.#position < this.#end) {
-        while (inFlight >= IN_FLIGHT || dest.writableNeedDrain) {
-          this.#assertOpen(dest)
-          await new Promise<void>((resolve) => { wake = resolve })
-        }
-        this.#assertOpen(dest)
+        await gate.until(() => inFlight >= IN_FLIGHT)
         const buffer = takeBuffer()
         let n: number
         try {
@@ -91,7 +79,7 @@ export class FileRangeStream extends Readable implements Sendable {
           giveBuffer(buffer)
           throw err
         }
-        this.#assertOpen(dest)
+        gate.assertOpen()
         inFlight++
         dest.write(n === buffer.length ? buffer : buffer.subarray(0, n), (err) => {
           inFlight--
@@ -100,21 +88,14 @@ export class FileRangeStream extends Readable implements Sendable {
             giveBuffer(buffer)
             onSent?.(n)
           }
-          wakeUp()
+          gate.wakeUp()
         })
       }
-      dest.end()
-      await finished(dest)
+      await gate.end()
     } finally {
-      dest.off('close', wakeUp)
-      dest.off('drain', wakeUp)
+      gate.close()
       this.destroy()
     }
-  }
-
-  #assertOpen (dest: Writable): void {
-    if (this.destroyed) throw this.errored ?? new Error('FileRangeStream: destroyed while sending')
-    if (dest.destroyed || dest.writableEnded) throw dest.errored ?? Object.assign(new Error('destination closed before the last byte'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
   }
 
   /** Reads `length` bytes at the current position; a file shorter than the range is an error, never a short body. */
