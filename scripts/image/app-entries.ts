@@ -23,3 +23,14 @@ export async function appEntries (): Promise<Entry[]> {
   })
   return entries
 }
+
+/** /app/native/build/Release/flotilla_native.node when `npm ci` built it here; none otherwise (with a warning). */
+export async function nativeAddonEntries (): Promise<Entry[]> {
+  const rel = join('native', 'build', 'Release', 'flotilla_native.node')
+  const source = join(ROOT, rel)
+  if (!existsSync(source)) {
+    process.stderr.write(`WARNING: ${rel} missing (npm ci builds it): the image will serve blobs through JavaScript\n`)
+    return []
+  }
+  return [{ path: `${APP_DIR}/${rel}`, type: 'file', mode: 0o755, source, size: (await stat(source)).size }]
+}

@@ -2,7 +2,7 @@
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { DEFAULT_IMAGE, FLOTILLA_VERSION } from '../../src/deploy/default-image.js'
-import { appEntries } from './app-entries.js'
+import { appEntries, nativeAddonEntries } from './app-entries.js'
 import type { Blob, Layer } from './blob.js'
 import { APP_DIR, ROOT } from './constants.js'
 import { ensureNodeModules } from './ensure-node-modules.js'
@@ -65,6 +65,8 @@ export async function buildImage (): Promise<void> {
       const runtime = await cachedLayer(layerCache, blobsDir, `runtime-${platform.architecture}`, await runtimeEntries(platform, nodeDir, libs), mtime)
       const depsEntries: Entry[] = []
       await addTree(depsEntries, await ensureNodeModules(cache, platform), `${APP_DIR}/node_modules`)
+      // The sendfile addon, built by `npm ci` for this machine only: the other platform serves through JavaScript.
+      if (platform === host) depsEntries.push(...await nativeAddonEntries())
       const deps = await cachedLayer(layerCache, blobsDir, `deps-${platform.architecture}`, depsEntries, mtime)
       const layers = [runtime, deps, app]
 

@@ -56,6 +56,10 @@ export const OPTIONS = [
     default: '5s', env: 'FLOTILLA_STALL_TIMEOUT', flag: '--stall-timeout <duration>',
     help: 'how long a stream may make no progress before it is resumed from another source or cut',
   }),
+  option('zeroCopy', z.enum(['auto', 'off']), {
+    default: 'auto', env: 'FLOTILLA_ZERO_COPY', flag: '--zero-copy <auto|off>',
+    help: 'blobs served from files: auto sends them with sendfile(2) through the native addon when it is built (plain HTTP, Linux); off copies every byte through JavaScript',
+  }),
   option('metricsListen', hostPort, {
     env: 'FLOTILLA_METRICS_LISTEN', flag: '--metrics-listen <host:port>',
     help: 'a second listener serving /metrics, /healthz and /readyz; unset, /metrics answers loopback clients only',

@@ -7,7 +7,23 @@ import { finished } from 'node:stream/promises'
  * the destination finished; it rejects when the destination closed early or the body failed.
  */
 export interface Sendable {
-  sendTo (dest: Writable, onSent?: (bytes: number) => void): Promise<void>
+  sendTo (dest: Writable, onSent?: (bytes: number) => void, zeroCopy?: ZeroCopy): Promise<void>
+}
+
+/**
+ * Sends part of an open file to the socket under `dest` without the bytes passing through JavaScript
+ * (`sendfile(2)`). It flushes what `dest` holds (the response headers) first, and ends `dest` after the last
+ * byte. It returns `undefined`, having written nothing, when it cannot send to this destination (not a plain
+ * TCP socket); it rejects when the destination closed early, `signal` aborted, or the file ended before
+ * `length` bytes.
+ */
+export interface ZeroCopy {
+  send (dest: Writable, fd: number, position: number, length: number, signal?: AbortSignal): Promise<number> | undefined
+}
+
+/** The error of a destination that closed before the last byte. */
+export function prematureClose (): Error {
+  return Object.assign(new Error('destination closed before the last byte'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 }
 
 export function isSendable (body: Readable): body is Readable & Sendable {
@@ -57,7 +73,7 @@ export class SendGate {
   assertOpen (): void {
     if (this.#source.destroyed) throw this.#source.errored ?? new Error(`${this.#name}: destroyed while sending`)
     const dest = this.#dest
-    if (dest.destroyed || dest.writableEnded) throw dest.errored ?? Object.assign(new Error('destination closed before the last byte'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
+    if (dest.destroyed || dest.writableEnded) throw dest.errored ?? prematureClose()
   }
 
   /** Ends the destination and waits until it finished. */

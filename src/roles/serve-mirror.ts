@@ -14,6 +14,7 @@ import { NodeStatusSource, type StatusPeer } from '../status/node-status-source.
 import { packageVersion } from '../status/package-version.js'
 import { RecentErrors } from '../status/recent-errors.js'
 import { describeOrigin } from '../mirror/blob-source.js'
+import { loadZeroCopy } from '../native/native-zero-copy.js'
 import type { BuiltMirror } from './build-mirror.js'
 import type { LifecycleStack } from './lifecycle-stack.js'
 import type { Daemon } from './role.js'
@@ -90,11 +91,14 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
   }
   // Started before the API listener, so that a bad metricsListen leaves nothing listening.
   const metricsListener = config.metricsListen === undefined ? undefined : stack.use(await startMetricsListener(config.metricsListen, observability, logger))
+  const zeroCopy = config.zeroCopy === 'off' || config.tls !== undefined ? undefined : loadZeroCopy()
+  if (zeroCopy instanceof Error) logger.warn({ err: zeroCopy.message }, 'native addon not loaded: blobs are served from files through JavaScript, without sendfile(2)')
   const handler = createRegistryHandler({
     // The edge's one error path logs what it answers with 5xx: the status page lists the last of them.
     mirror, logger: recentErrors.tap(logger.child({ component: 'http' })), ...observability,
     defaultRegistry: config.defaultRegistry,
     registries: new Set(config.registries.keys()),
+    ...(zeroCopy === undefined || zeroCopy instanceof Error ? {} : { zeroCopy }),
     ...(peers === undefined ? {} : { peerPolicy: peers.policy }),
     ...(o.clientGate === undefined ? {} : { clientGate: o.clientGate }),
     ...(o.blobRedirects === undefined ? {} : { blobRedirects: o.blobRedirects }),
@@ -104,7 +108,7 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
   const server = stack.use(await startRegistryServer(config, handler, logger))
   address = server.address
   const metricsAddress = metricsListener?.address
-  logger.info({ address: server.address, metricsAddress, dataDir: config.dataDir, registries: [...config.registries.keys()], tls: config.tls !== undefined }, 'flotilla serving the OCI pull API')
+  logger.info({ address: server.address, metricsAddress, dataDir: config.dataDir, registries: [...config.registries.keys()], tls: config.tls !== undefined, zeroCopy: zeroCopy !== undefined && !(zeroCopy instanceof Error) }, 'flotilla serving the OCI pull API')
   let closing: Promise<void> | undefined
   return {
     address: server.address, mirror, metrics, ...(metricsAddress === undefined ? {} : { metricsAddress }),

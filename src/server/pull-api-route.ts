@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { RequestTarget } from '../http/request-target.js'
-import { isSendable } from '../http/sendable.js'
+import { isSendable, type ZeroCopy } from '../http/sendable.js'
 import type { Metrics, RequestKind, RequestResult } from '../metrics/metrics.js'
 import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
 import { normalizeRegistry, normalizeRepository, OciError, type Digest } from '../oci/index.js'
@@ -21,6 +21,8 @@ export interface PullApiOptions {
   readonly registries: ReadonlySet<string>
   /** Who may ask and in which mode, and the owner's fan-out of blobs to peers. */
   readonly peerPolicy: PeerPolicy
+  /** Serves blobs from files with `sendfile(2)` where it can; without it, every byte goes through JavaScript. */
+  readonly zeroCopy?: ZeroCopy
 }
 
 /**
@@ -160,7 +162,7 @@ async function serveBlob (digest: Digest, mreq: MirrorRequest, req: IncomingMess
   let sent = 0
   try {
     if (isSendable(body)) {
-      await body.sendTo(res, (n) => { sent += n })
+      await body.sendTo(res, (n) => { sent += n }, o.zeroCopy)
     } else {
       body.on('data', (c: Buffer) => { sent += c.byteLength })
       await pipeline(body, res)

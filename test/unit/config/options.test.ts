@@ -56,7 +56,7 @@ describe('declarations', () => {
     assert.deepEqual(Object.keys(envOverrides(env)).sort(), [
       'allowCidr', 'bootstrap', 'clusterKeyFile', 'containerdContentDir', 'containerdNamespace', 'containerdSocket', 'credentialsFile',
       'dataDir', 'defaultRegistry', 'firstByteTimeout', 'htpasswd', 'listen', 'logLevel', 'metricsListen', 'nodeLabels', 'ownerFanout', 'p2pListen',
-      'peerAddress', 'precache', 'registries', 'role', 'stallTimeout', 'storeMaxBytes', 'storeMaxDiskPercent', 'zone',
+      'peerAddress', 'precache', 'registries', 'role', 'stallTimeout', 'storeMaxBytes', 'storeMaxDiskPercent', 'zeroCopy', 'zone',
     ])
     assert.deepEqual(Object.keys(env).sort(), [
       'FLOTILLA_ALLOW_CIDRS', 'FLOTILLA_BOOTSTRAP', 'FLOTILLA_CLUSTER_KEY_FILE', 'FLOTILLA_CONTAINERD_CONTENT_DIR', 'FLOTILLA_CONTAINERD_NAMESPACE',
