@@ -98,6 +98,10 @@ export const OPTIONS = [
   option('redirect.existenceTTL', duration, { default: '10m', help: 'redirector role: how long a region is known to have a blob' }),
   option('redirect.missTTL', duration, { default: '30s', help: 'redirector role: how long a region is known to lack a blob' }),
   option('redirect.checkTimeout', duration, { default: '1s', help: 'redirector role: bound on asking a region whether it has a blob (HEAD)' }),
+  option('downloadMemory', size, {
+    default: '64MiB', env: 'FLOTILLA_DOWNLOAD_MEMORY', flag: '--download-memory <size>',
+    help: 'bytes all running downloads together keep in memory for their readers; past it each keeps only what its disk has not taken (about 1 MiB) and readers that fall behind read the file',
+  }),
   option('store.maxBytes', size, {
     env: 'FLOTILLA_STORE_MAX_BYTES', flag: '--store-max-bytes <size>',
     help: 'most bytes the blob store holds, e.g. 20GiB or 150MB; past it the least recently served blobs are evicted',

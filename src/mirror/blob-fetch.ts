@@ -6,7 +6,8 @@ import { DownloadReader, type ReaderStep } from './download-reader.js'
 import { ProgressSignal } from './progress-signal.js'
 import { RecentChunks } from './recent-chunks.js'
 import { describeOrigin, type BlobSourceAttempt, type SourceOrigin } from './blob-source.js'
-import { WriteBatcher } from './write-batcher.js'
+import { MemoryBudget } from './memory-budget.js'
+import { WRITE_BATCH, WriteBatcher } from './write-batcher.js'
 import type { Digest } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
 
@@ -24,6 +25,8 @@ export interface BlobFetchOptions {
   readonly stallTimeoutMs?: number
   /** A reader that makes no progress for this long is cut, so its client can fall back. Default 2 × stallTimeoutMs. */
   readonly readerStallTimeoutMs?: number
+  /** The process's bound on bytes downloads hold in memory; without it, only this download's own bounds. */
+  readonly memory?: MemoryBudget
 }
 
 const DEFAULTS = { stallTimeoutMs: 5000 } as const
@@ -79,7 +82,8 @@ export class BlobFetch {
   #size: number | undefined
   /** Bytes taken from sources, in order; ahead of what is written by what is still pending. */
   #received = 0
-  readonly #recent = new RecentChunks(RECENT_BYTES)
+  readonly #recent: RecentChunks
+  readonly #memory: MemoryBudget
   #state: 'running' | 'done' | 'failed' = 'running'
   #error: Error | undefined
   #disk: WriteBatcher | undefined
@@ -115,6 +119,8 @@ export class BlobFetch {
     this.#stallMs = stallMs
     this.#readerStallMs = readerStallMs
     this.#options = options
+    this.#memory = options.memory ?? new MemoryBudget(Number.MAX_SAFE_INTEGER)
+    this.#recent = new RecentChunks(RECENT_BYTES, this.#memory)
     this.digest = options.digest
     this.#size = options.expectedSize
     this.ready = new Promise((resolve, reject) => { this.#resolveReady = resolve; this.#rejectReady = reject })
@@ -195,8 +201,10 @@ export class BlobFetch {
             if (this.#disk?.error !== undefined) throw this.#disk.error
             this.#accept(chunk)
             this.#options.onBytes?.(origin, chunk.byteLength)
-            // The disk trails the network by at most MAX_PENDING; past that, reading the source waits.
-            if ((this.#disk?.pendingBytes ?? 0) >= MAX_PENDING) await this.#pause('disk', this.#flush())
+            // The disk trails the network by at most MAX_PENDING (a write batch while the process is over its
+            // memory bound); past that, reading the source waits.
+            const pending = this.#disk?.pendingBytes ?? 0
+            if (pending >= MAX_PENDING || (pending >= WRITE_BATCH && this.#memory.isOver)) await this.#pause('disk', this.#disk?.flush() ?? Promise.resolve())
             // Kept nowhere but in memory: the source runs ahead of the slowest reader by the window at most.
             if (!this.#writerKeeps && this.#received - this.#slowestReader() > RECENT_BYTES) await this.#pause('readers', this.#slowestCatchesUp())
           }
@@ -226,7 +234,7 @@ export class BlobFetch {
       this.#disk.writer.verify()
       this.#isVerified = true
       this.#progress.changed()
-      await this.#flush()
+      await this.#disk.flush()
       this.#isKept = (await this.#disk.writer.commit()).isKept
       this.#size = this.#written
       this.#state = 'done'
@@ -311,11 +319,6 @@ export class BlobFetch {
     // Readers take recent bytes from memory (the window outlasts a batch), so the disk can wait for a batch.
     this.#disk?.push(chunk)
     this.#progress.progressed(this.#received)
-  }
-
-  /** Writes everything received and waits for it (rethrowing a write error). */
-  async #flush (): Promise<void> {
-    await this.#disk?.flush()
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
+import type { MemoryBudget } from './memory-budget.js'
 import { FlotillaError, hasCode } from '../errors/flotilla-error.js'
 import type { RequestResult } from '../metrics/metrics.js'
 import type { Digest } from '../oci/index.js'
@@ -28,6 +29,8 @@ export interface BlobServiceOptions extends ContentParts {
   readonly upstreamHedgeMs?: number
   /** Told of digests this node can now serve (a download started), to advertise them. */
   readonly announce?: (keys: readonly string[]) => void
+  /** The process's bound on bytes downloads hold in memory, shared by every download. */
+  readonly memory?: MemoryBudget
 }
 
 /**
@@ -130,6 +133,7 @@ export class BlobService {
     const fetch = new BlobFetch({
       digest, store: this.#o.store, sources, logger: this.#o.logger, timeoutMs: this.#o.fetchTimeoutMs,
       ...(this.#o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: this.#o.stallTimeoutMs }),
+      ...(this.#o.memory === undefined ? {} : { memory: this.#o.memory }),
       onBytes: (origin, n) => {
         if (origin.kind === 'upstream') metrics.upstreamBytes.inc({ registry: origin.registry }, n)
       },

@@ -12,6 +12,7 @@ import { ContentScope } from './content-scope.js'
 import { LoadService } from './load-service.js'
 import type { ContentSource } from './content-source.js'
 import { withinBound } from './first-byte-bound.js'
+import { MemoryBudget } from './memory-budget.js'
 import { ManifestService } from './manifest-service.js'
 import type { BlobResult, ManifestResult, MirrorRequest, RemoteContent } from './mirror-types.js'
 import { PassThrough } from './pass-through.js'
@@ -47,6 +48,8 @@ export interface MirrorOptions {
   readonly stallTimeoutMs?: number
   /** An upstream that has not answered a blob within this is raced against peers found later (BlobServiceOptions). */
   readonly upstreamHedgeMs?: number
+  /** Bytes all running downloads together keep in memory (MemoryBudget); default: each download's own bounds only. */
+  readonly downloadMemoryBytes?: number
   /**
    * Whether this node fetches from a registry with credentials: what it fetches there is restricted to the
    * repositories it is known in (ScopeIndex). Default: no registry.
@@ -97,6 +100,7 @@ export class Mirror {
       firstByteTimeoutMs: this.#firstByteTimeoutMs,
       ...(o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: o.stallTimeoutMs }),
       ...(o.upstreamHedgeMs === undefined ? {} : { upstreamHedgeMs: o.upstreamHedgeMs }),
+      ...(o.downloadMemoryBytes === undefined ? {} : { memory: new MemoryBudget(o.downloadMemoryBytes) }),
       ...(o.announce === undefined ? {} : { announce: o.announce }),
     })
     this.#passThrough = new PassThrough({ upstream: o.upstream, tags: o.tags, logger: o.logger })

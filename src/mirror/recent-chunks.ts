@@ -1,16 +1,24 @@
+import { MemoryBudget } from './memory-budget.js'
+
 /**
  * The most recent bytes of a download, kept in memory so clients that keep up are served without touching
- * the disk. Chunks are dropped from the front past the budget, but only once they are safely written.
+ * the disk. Chunks are dropped from the front past `maxBytes`, or past the process's `budget` (then every
+ * chunk may go), but only once they are safely written.
  */
 export class RecentChunks {
   readonly #chunks: Array<{ readonly start: number, readonly buf: Buffer }> = []
   readonly #maxBytes: number
+  readonly #budget: MemoryBudget
   #bytes = 0
   #end = 0
 
-  constructor (maxBytes: number) {
+  constructor (maxBytes: number, budget = new MemoryBudget(Number.MAX_SAFE_INTEGER)) {
     this.#maxBytes = maxBytes
+    this.#budget = budget
   }
+
+  /** Bytes held. */
+  get bytes (): number { return this.#bytes }
 
   /** First byte offset still held (== end when empty). */
   get start (): number {
@@ -21,15 +29,18 @@ export class RecentChunks {
     this.#chunks.push({ start: this.#end, buf })
     this.#end += buf.byteLength
     this.#bytes += buf.byteLength
+    this.#budget.take(buf.byteLength)
   }
 
-  /** Drops old chunks past the budget, never one that ends after `durableEnd` (not yet on disk). */
+  /** Drops old chunks past `maxBytes` or the budget, never one that ends after `durableEnd` (not yet on disk). */
   trim (durableEnd: number): void {
     for (;;) {
       const first = this.#chunks[0]
-      if (first === undefined || this.#bytes - first.buf.byteLength < this.#maxBytes || first.start + first.buf.byteLength > durableEnd) return
+      if (first === undefined || first.start + first.buf.byteLength > durableEnd) return
+      if (this.#bytes - first.buf.byteLength < this.#maxBytes && !this.#budget.isOver) return
       this.#chunks.shift()
       this.#bytes -= first.buf.byteLength
+      this.#budget.give(first.buf.byteLength)
     }
   }
 
@@ -49,6 +60,7 @@ export class RecentChunks {
 
   clear (): void {
     this.#chunks.length = 0
+    this.#budget.give(this.#bytes)
     this.#bytes = 0
   }
 }

@@ -35,7 +35,7 @@ export function buildMirror ({ config, local, upstream, metrics, logger, localSo
   const mirror = new Mirror({
     store: local.store, tags: local.tags, upstream: upstream.upstream, localSources, metrics, logger: logger.child({ component: 'mirror' }),
     tagTtlMs: (registry) => config.registries.get(registry)?.tagTtlMs ?? config.tagTtlMs,
-    firstByteTimeoutMs: config.firstByteTimeoutMs, stallTimeoutMs: config.stallTimeoutMs,
+    firstByteTimeoutMs: config.firstByteTimeoutMs, stallTimeoutMs: config.stallTimeoutMs, downloadMemoryBytes: config.downloadMemory,
     // What is fetched with credentials is private to the repositories it is known in.
     scopes: local.scopes, fetchesWithCredentials: (registry) => credentialed.has(registry),
     ...(peers === undefined ? {} : { remote: peers.content, announce: (keys: readonly string[]) => { peers.announce(keys) } }),

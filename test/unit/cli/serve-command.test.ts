@@ -26,8 +26,8 @@ void describe('flotilla serve (flags)', () => {
     const serve = program.commands.find((c) => c.name() === 'serve')
     assert.deepEqual(serve?.options.map((o) => o.flags), [
       '-c, --config <file>', '--role <role>', '-l, --listen <host:port>', '-d, --data-dir <dir>', '--default-registry <name>', '--log-level <level>',
-      '--credentials-file <file>', '--first-byte-timeout <duration>', '--stall-timeout <duration>', '--metrics-listen <host:port>',
-      '--tls-cert <file>', '--tls-key <file>', '--htpasswd <file>', '--allow-cidr <cidr>', '--store-max-bytes <size>', '--store-max-disk-percent <n>', '-r, --registry <name=url>', '--containerd-socket <path>', '--containerd-namespace <ns>',
+      '--credentials-file <file>', '--first-byte-timeout <duration>', '--stall-timeout <duration>', '--zero-copy <auto|off>', '--metrics-listen <host:port>',
+      '--tls-cert <file>', '--tls-key <file>', '--htpasswd <file>', '--allow-cidr <cidr>', '--download-memory <size>', '--store-max-bytes <size>', '--store-max-disk-percent <n>', '-r, --registry <name=url>', '--containerd-socket <path>', '--containerd-namespace <ns>',
       '--containerd-content-dir <dir>', '--precache <file>', '--node-labels <k=v,...>', '--p2p-listen <multiaddr>', '--bootstrap <multiaddr|dns:name>', '--cluster-key-file <file>',
       '--zone <name>', '--peer-address <host:port>', '--owner-fanout <n>',
     ])
