@@ -17,14 +17,16 @@ export interface BenchSettings {
   /** tc rate of the capped upstream link. */
   readonly capRate: string
   readonly concurrentClients: number
+  /** Size of each of the concurrentClients different blobs of the distinct phase. */
+  readonly distinctBlobBytes: number
 }
 
 export const FULL_SETTINGS: BenchSettings = {
-  blobBytes: 200_000_000, warmGets: 5, headConnections: 16, headDurationS: 5, coldRuns: 3, capRate: '1gbit', concurrentClients: 50,
+  blobBytes: 200_000_000, warmGets: 5, headConnections: 16, headDurationS: 5, coldRuns: 3, capRate: '1gbit', concurrentClients: 50, distinctBlobBytes: 16_000_000,
 }
 
 export const QUICK_SETTINGS: BenchSettings = {
-  blobBytes: 50_000_000, warmGets: 3, headConnections: 16, headDurationS: 2, coldRuns: 1, capRate: '1gbit', concurrentClients: 10,
+  blobBytes: 50_000_000, warmGets: 3, headConnections: 16, headDurationS: 2, coldRuns: 1, capRate: '1gbit', concurrentClients: 10, distinctBlobBytes: 8_000_000,
 }
 
 /** The registry name flotilla gives its one upstream (requests without `ns` go there). */

@@ -1,6 +1,7 @@
 import type { BenchSettings } from './bench-context.js'
 import type { ColdLinkResult, ColdResult } from './measure-cold.js'
 import type { ConcurrentResult } from './measure-concurrent.js'
+import type { DistinctResult } from './measure-distinct.js'
 import { MANIFEST_REFS, type HeadResult } from './measure-head.js'
 import type { WarmResult } from './measure-warm.js'
 
@@ -12,6 +13,7 @@ export interface BenchResults {
   readonly head: Outcome<HeadResult>
   readonly cold: Outcome<ColdResult>
   readonly concurrent: Outcome<ConcurrentResult>
+  readonly distinct: Outcome<DistinctResult>
   readonly rssIdle: Outcome<number>
   /** Peak RSS over the load phases that ran; undefined when none did. */
   readonly rssPeak: number | undefined
@@ -108,6 +110,15 @@ function concurrentRow (r: BenchResults, s: BenchSettings): Row {
   return [measurement, '—', cell(proxy), cell(flotilla), '—', target, yesNo(isMet)]
 }
 
+function distinctRow (r: BenchResults, s: BenchSettings): Row {
+  const measurement = `Peak RSS, ${s.concurrentClients} concurrent cold GETs of ${s.concurrentClients} different ${(s.distinctBlobBytes / 1e6).toFixed(0)} MB blobs, MiB (wall s)`
+  const target = `≤ ${RSS_LIMIT_MIB} MiB`
+  if (!isDone(r.distinct)) return notDone(measurement, r.distinct, target)
+  const { proxy, flotilla } = r.distinct
+  const cell = (c: typeof proxy): string => `${mib(c.rssPeak)} (${c.wallS.toFixed(1)} s${c.clientsOk < c.clients ? `, ${c.clients - c.clientsOk} clients failed` : ''})`
+  return [measurement, '—', cell(proxy), cell(flotilla), `${x(flotilla.wallS / proxy.wallS)} wall`, target, yesNo(flotilla.rssPeak <= RSS_LIMIT_MIB * 2 ** 20 && flotilla.clientsOk === flotilla.clients)]
+}
+
 function rssRows (r: BenchResults): Row[] {
   const target = `≤ ${RSS_LIMIT_MIB} MiB`
   const idle: Row = isDone(r.rssIdle)
@@ -121,7 +132,7 @@ function rssRows (r: BenchResults): Row[] {
 
 export function renderTable (r: BenchResults, s: BenchSettings): string {
   const header: Row = ['Measurement', 'Distribution (registry)', 'Distribution (proxy)', 'flotilla', 'flotilla vs Distribution', 'Target', 'Met']
-  const rows: Row[] = [warmRow(r, s), ...headRows(r, s), ...coldRows(r, s), concurrentRow(r, s), ...rssRows(r)]
+  const rows: Row[] = [warmRow(r, s), ...headRows(r, s), ...coldRows(r, s), concurrentRow(r, s), distinctRow(r, s), ...rssRows(r)]
   const line = (cells: readonly string[]): string => `| ${cells.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')
 }
@@ -153,6 +164,13 @@ export function renderDetails (r: BenchResults, s: BenchSettings): string {
     for (const [name, c] of Object.entries(r.concurrent)) {
       lines.push(`- ${s.concurrentClients} concurrent cold GETs, ${name}: ${c.clientsOk}/${c.clients} clients got the whole blob in ${c.wallS.toFixed(1)} s; ` +
         `upstream sent ${c.upstreamBytes} bytes in ${c.upstreamGets} GETs${c.firstError === undefined ? '' : `; first failure: ${c.firstError.split('\n')[0] ?? ''}`}`)
+    }
+  }
+  if (isDone(r.distinct)) {
+    for (const name of ['proxy', 'flotilla'] as const) {
+      const c = r.distinct[name]
+      lines.push(`- ${c.clients} concurrent cold GETs of different blobs, ${name}: ${c.clientsOk}/${c.clients} ok in ${c.wallS.toFixed(1)} s, peak RSS ${mib(c.rssPeak)} MiB` +
+        `${c.firstError === undefined ? '' : `; first failure: ${c.firstError.split('\n')[0] ?? ''}`}`)
     }
   }
   if (r.rssPeakByPhase.size > 0) {

@@ -18,18 +18,19 @@ import { Cleanups, FULL_SETTINGS, QUICK_SETTINGS, startBenchFlotilla, type Bench
 import { measureCold } from './measure-cold.js'
 import { measureConcurrent } from './measure-concurrent.js'
 import { measureHead } from './measure-head.js'
+import { measureDistinct } from './measure-distinct.js'
 import { measureWarm } from './measure-warm.js'
 import { renderDetails, renderReport, renderTable, type BenchResults, type Outcome } from './report.js'
 import { pushBenchImage } from './registry-push.js'
 import { readRss, RssSampler } from './rss-sampler.js'
 import { withTimeout } from './with-timeout.js'
 
-const PHASES = ['warm', 'head', 'cold', 'concurrent', 'rss'] as const
+const PHASES = ['warm', 'head', 'cold', 'concurrent', 'distinct', 'rss'] as const
 type Phase = typeof PHASES[number]
-const LOAD_PHASES = ['warm', 'head', 'cold', 'concurrent'] as const
+const LOAD_PHASES = ['warm', 'head', 'cold', 'concurrent', 'distinct'] as const
 
 const SETUP_TIMEOUT_MS = 120_000
-const PHASE_TIMEOUT_MS: Record<typeof LOAD_PHASES[number], number> = { warm: 120_000, head: 150_000, cold: 240_000, concurrent: 240_000 }
+const PHASE_TIMEOUT_MS: Record<typeof LOAD_PHASES[number], number> = { warm: 120_000, head: 150_000, cold: 240_000, concurrent: 240_000, distinct: 240_000 }
 /** Whatever happens, the process is gone by then (children, temp dirs and the namespace are removed at exit). */
 const RUN_DEADLINE_MS = 12 * 60_000
 const REPO = 'bench/blob'
@@ -115,7 +116,7 @@ async function main (): Promise<number> {
   const dispatcher = new Agent({ headersTimeout: 60_000, bodyTimeout: 60_000 })
   cleanups.add('HTTP client', async () => { await dispatcher.close() })
   const outcomes: { -readonly [K in keyof BenchResults]: BenchResults[K] } = {
-    warm: undefined, head: undefined, cold: undefined, concurrent: undefined, rssIdle: undefined, rssPeak: undefined, rssPeakByPhase: sampler.peakByPhase,
+    warm: undefined, head: undefined, cold: undefined, concurrent: undefined, distinct: undefined, rssIdle: undefined, rssPeak: undefined, rssPeakByPhase: sampler.peakByPhase,
   }
 
   let client = 'none'
@@ -161,13 +162,14 @@ async function main (): Promise<number> {
       for (const phase of LOAD_PHASES) {
         if (!cli.only.has(phase)) continue
         // The cold and concurrent tests start flotillas of their own: the shared one, idle by then, is not sampled.
-        if (phase === 'cold' || phase === 'concurrent') sampler.unwatch(flotilla.process.pid)
+        if (phase === 'cold' || phase === 'concurrent' || phase === 'distinct') sampler.unwatch(flotilla.process.pid)
         sampler.phase = phase
         switch (phase) {
           case 'warm': outcomes.warm = await runPhase(log, phase, PHASE_TIMEOUT_MS[phase], async (s) => await measureWarm(c, urls, proxyDataDir, s)); break
           case 'head': outcomes.head = await runPhase(log, phase, PHASE_TIMEOUT_MS[phase], async (s) => await measureHead(c, urls, s)); break
           case 'cold': outcomes.cold = await runPhase(log, phase, PHASE_TIMEOUT_MS[phase], async (s) => await measureCold(c, s)); break
           case 'concurrent': outcomes.concurrent = await runPhase(log, phase, PHASE_TIMEOUT_MS[phase], async (s) => await measureConcurrent(c, s)); break
+          case 'distinct': outcomes.distinct = await runPhase(log, phase, PHASE_TIMEOUT_MS[phase], async (s) => await measureDistinct(c, s)); break
         }
         await sampler.sample()
       }
@@ -203,7 +205,7 @@ async function main (): Promise<number> {
   const file = join(RESULTS_DIR, 'latest.md')
   await writeFile(file, report)
   log(`wrote ${file} (${durationS.toFixed(0)} s in all)`)
-  const failed = [outcomes.warm, outcomes.head, outcomes.cold, outcomes.concurrent, outcomes.rssIdle].some((o) => o instanceof Error)
+  const failed = [outcomes.warm, outcomes.head, outcomes.cold, outcomes.concurrent, outcomes.distinct, outcomes.rssIdle].some((o) => o instanceof Error)
   return failed ? 1 : 0
 }
 

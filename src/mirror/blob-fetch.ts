@@ -7,7 +7,7 @@ import { ProgressSignal } from './progress-signal.js'
 import { RecentChunks } from './recent-chunks.js'
 import { describeOrigin, type BlobSourceAttempt, type SourceOrigin } from './blob-source.js'
 import { MemoryBudget } from './memory-budget.js'
-import { WRITE_BATCH, WriteBatcher } from './write-batcher.js'
+import { WriteBatcher } from './write-batcher.js'
 import type { Digest } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
 
@@ -36,6 +36,8 @@ const READ_CHUNK = 256 << 10
 /** Recent bytes kept in memory for readers that keep up, and how far the disk may trail the network. */
 const RECENT_BYTES = 8 << 20
 const MAX_PENDING = 4 << 20
+/** How far the disk may trail the network while the process is over its memory bound. */
+const OVER_BUDGET_PENDING = 256 << 10
 
 export type BlobFetchErrorCode = Extract<ContentErrorCode, 'ERR_BLOB_FETCH' | 'ERR_BLOB_STALLED' | 'ERR_BLOB_WINDOW_PASSED'>
 
@@ -201,10 +203,10 @@ export class BlobFetch {
             if (this.#disk?.error !== undefined) throw this.#disk.error
             this.#accept(chunk)
             this.#options.onBytes?.(origin, chunk.byteLength)
-            // The disk trails the network by at most MAX_PENDING (a write batch while the process is over its
-            // memory bound); past that, reading the source waits.
+            // The disk trails the network by at most MAX_PENDING (OVER_BUDGET_PENDING while the process is over
+            // its memory bound); past that, reading the source waits.
             const pending = this.#disk?.pendingBytes ?? 0
-            if (pending >= MAX_PENDING || (pending >= WRITE_BATCH && this.#memory.isOver)) await this.#pause('disk', this.#disk?.flush() ?? Promise.resolve())
+            if (pending >= (this.#memory.isOver ? OVER_BUDGET_PENDING : MAX_PENDING)) await this.#pause('disk', this.#disk?.flush() ?? Promise.resolve())
             // Kept nowhere but in memory: the source runs ahead of the slowest reader by the window at most.
             if (!this.#writerKeeps && this.#received - this.#slowestReader() > RECENT_BYTES) await this.#pause('readers', this.#slowestCatchesUp())
           }
