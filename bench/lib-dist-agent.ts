@@ -65,9 +65,13 @@ async function httpGet (netns: string | undefined, url: string, timeoutMs: numbe
   return r.code === 0 ? r.stdout : undefined
 }
 
-/** Starts `node dist/cli/main.js serve …` and waits until /readyz answers 200. */
+/**
+ * Starts `node dist/cli/main.js serve …` and waits until /readyz answers 200. FLOTILLA_AGENT_NODE_ARGS adds
+ * Node flags to every agent (`--cpu-prof --cpu-prof-dir=DIR` profiles them).
+ */
 export async function startDistAgent (o: DistAgentOptions): Promise<DistAgent> {
-  const argv = [...(o.nodeArgs ?? []), DIST_ENTRY, 'serve', '--listen', o.listen, '--data-dir', o.dataDir, '--log-level', o.logLevel ?? 'warn', ...o.args]
+  const extra = (process.env.FLOTILLA_AGENT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const argv = [...extra, ...(o.nodeArgs ?? []), DIST_ENTRY, 'serve', '--listen', o.listen, '--data-dir', o.dataDir, '--log-level', o.logLevel ?? 'warn', ...o.args]
   const [cmd, args] = o.netns === undefined
     ? [process.execPath, argv]
     : ['ip', ['netns', 'exec', o.netns, process.execPath, ...argv]]

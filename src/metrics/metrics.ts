@@ -92,7 +92,7 @@ export class Metrics {
     name: 'flotilla_p2p_peers', help: 'Peers this agent is connected to', registers: [this.registry],
   })
   readonly duration = new Histogram({
-    name: 'flotilla_request_duration_seconds', help: 'Time to response headers',
+    name: 'flotilla_request_duration_seconds', help: 'Request duration, from the request to the end of its response (for a blob, the whole transfer)',
     labelNames: ['kind'] as const, buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   })

@@ -143,10 +143,10 @@ export class PeerContent implements RemoteContent {
 
   async blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }> {
     const owner = this.#o.isOwnerRouting === false ? undefined : this.owner(digest)
-    const isOwner = this.#o.isOwnerRouting !== false && owner === undefined
     // After the upstream failed, look with a patient budget (a node that just joined finds slowly).
     const last = [this.#laterHolders(req, digest)]
-    if (isOwner) return { first: [], last }
+    // The owner too asks a peer that already holds the blob (a bundle loaded there, an earlier pull) before
+    // its upstream: the bytes stay in the cluster, and a registry that is down costs nothing.
     const found = (await this.providers(digest, req.signal)).filter((p) => this.#isTrusted(digest, p))
     const holders = found.map((p) => this.#holderAttempt(p, req, digest))
     // A slow first holder is hedged with the second; the rest stay in line for resuming.

@@ -13,6 +13,7 @@ import type { Digest } from '../../../src/oci/index.js'
 import { MemoryRouterNetwork } from '../../../src/p2p/memory-router.js'
 import { PEER_DISPATCHER_DEFAULTS, PeerContent } from '../../../src/p2p/peer-content.js'
 import { PeerCredentials } from '../../../src/p2p/peer-credentials.js'
+import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import type { Upstream } from '../../../src/upstream/upstream.js'
@@ -141,4 +142,38 @@ void test('holders are tried in random order, same zone first (many pullers spre
   } finally {
     await dispatcher.close()
   }
+})
+
+void describe('the owner of a digest that a peer already holds', () => {
+  test('takes it from that peer, not from its upstream', { timeout: 15_000 }, async () => {
+    const server = createServer((req, res) => {
+      if (!(req.url ?? '').includes(digest)) return res.writeHead(404).end()
+      res.writeHead(200, { 'content-length': String(good.byteLength) }).end(good)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const dispatcher = new Agent(PEER_DISPATCHER_DEFAULTS)
+    try {
+      const network = new MemoryRouterNetwork()
+      // An id for this node that makes it the digest's owner among the two.
+      const selfId = Array.from({ length: 64 }, (_, i) => `self-${i}`).find((id) => rendezvousOwner(digest, [id, 'holder']) === id) ?? 'none'
+      const self = network.join({ id: selfId, httpAddress: '127.0.0.1:1' })
+      const holder = network.join({ id: 'holder', httpAddress: `127.0.0.1:${(server.address() as AddressInfo).port}` })
+      await holder.advertise([digest])
+      const logger = pino({ level: 'silent' })
+      const content = new PeerContent({ router: self, dispatcher, credentials: new PeerCredentials(new Uint8Array(32).fill(1)), logger, findBudgetMs: 1000 })
+      assert.equal(content.owner(digest), undefined, 'this node owns the digest')
+      const upstreamAsked: string[] = []
+      const mirror = new Mirror({
+        store: new MemoryBlobStore(), tags: new MemoryTagIndex(), upstream: upstreamWith(new Map([[digest, good]]), upstreamAsked),
+        remote: content, tagTtlMs: () => 60_000, metrics: new Metrics({ defaultMetrics: false }), logger,
+      })
+      const result = await mirror.getBlob({ registry: 'registry.test', repository: 'team/app', signal: new AbortController().signal }, digest)
+      assert.equal(result.source, 'peer')
+      assert.deepEqual(await readAll(await result.open()), good)
+      assert.deepEqual(upstreamAsked, [], 'the upstream was not asked')
+    } finally {
+      await dispatcher.close()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
 })
