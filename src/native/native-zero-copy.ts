@@ -44,6 +44,9 @@ class NativeZeroCopy implements ZeroCopy {
   send (dest: Writable, fd: number, position: number, length: number, signal?: AbortSignal): Promise<number> | undefined {
     const socket = dest instanceof ServerResponse ? dest.socket : dest
     if (!(socket instanceof Socket) || socket instanceof TLSSocket) return undefined
+    // Raw bytes on the socket are the body only under a head already written without chunked framing (a
+    // declared length): chunks are JavaScript's to frame.
+    if (dest instanceof ServerResponse && (!dest.headersSent || dest.chunkedEncoding)) return undefined
     const socketFd = (socket as Socket & { _handle?: { fd?: unknown } })._handle?.fd
     if (typeof socketFd !== 'number' || socketFd < 0) return undefined
     return this.#send(dest, socket, socketFd, fd, position, length, signal)
