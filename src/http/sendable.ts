@@ -12,10 +12,10 @@ export interface Sendable {
 
 /**
  * Sends part of an open file to the socket under `dest` without the bytes passing through JavaScript
- * (`sendfile(2)`). It flushes what `dest` holds (the response headers) first, and ends `dest` after the last
- * byte. It returns `undefined`, having written nothing, when it cannot send to this destination (not a plain
- * TCP socket); it rejects when the destination closed early, `signal` aborted, or the file ended before
- * `length` bytes.
+ * (`sendfile(2)`), and settles with the bytes sent once the last one is; the caller ends `dest`. It flushes
+ * what `dest` holds (the response headers) first. It returns `undefined`, having written nothing, when it
+ * cannot send to this destination (not a plain TCP socket, or a response without a declared length); it
+ * rejects when the destination closed early, `signal` aborted, or the file ended before `length` bytes.
  */
 export interface ZeroCopy {
   send (dest: Writable, fd: number, position: number, length: number, signal?: AbortSignal): Promise<number> | undefined

@@ -1,8 +1,8 @@
 import { ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import { Socket } from 'node:net'
+import { constants } from 'node:os'
 import type { Writable } from 'node:stream'
-import { finished } from 'node:stream/promises'
 import { TLSSocket } from 'node:tls'
 import { getSystemErrorName } from 'node:util'
 import { prematureClose, type ZeroCopy } from '../http/sendable.js'
@@ -13,9 +13,9 @@ interface SendFileAddon {
   cancel (job: object): void
 }
 
-/** Built by `npm ci` (scripts/build-native.mjs); the same path from src/native and dist/native. */
+/** Built by `npm ci` (scripts/build-native.ts); the same path from src/native and dist/native. */
 const ADDON = '../../native/build/Release/flotilla_native.node'
-const ECANCELED = 125
+const { ECANCELED } = constants.errno
 const EMPTY = Buffer.alloc(0)
 
 /**
@@ -74,8 +74,6 @@ class NativeZeroCopy implements ZeroCopy {
       socket.once('close', stop)
       signal?.addEventListener('abort', stop, { once: true })
     })
-    dest.end()
-    await finished(dest)
     return sent
   }
 }
