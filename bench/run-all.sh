@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 npm run build --silent
 export FLOTILLA_AGENT_DIST=1
 npx tsx bench/run.ts "$@"
+npx tsx bench/zero-copy-bench.ts
 npx tsx bench/containerd-bench.ts "$@"
 npx tsx bench/pod-start-bench.ts "$@"
 npx tsx bench/bundle-bench.ts "$@"
