@@ -49,7 +49,7 @@ export const startAgent: Role = async (config, logger, env) => await LifecycleSt
       ...(advertiser === undefined ? {} : { announce: (digest) => { advertiser.announce([digest]) } }),
     }))
   }
-  const precache = createPrecache(stack, { config, env, logger, mirror: engine.mirror, store: local.store, ...(node === undefined ? {} : { containerd: node.client }) })
+  const precache = createPrecache(stack, { config, env, logger, mirror: engine.mirror, store: local.store, ...(node === undefined ? {} : { containerd: node }) })
   const daemon = await serveMirror(stack, {
     config, engine, metrics, logger, precache,
     status: {

@@ -1,7 +1,5 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config/config-schema.js'
-import type { ContainerdClient } from '../containerd/containerd-client.js'
-import { CriImageClient } from '../containerd/cri-image-client.js'
 import type { Mirror } from '../mirror/mirror.js'
 import { DEFAULT_MANIFEST_ACCEPT } from '../oci/index.js'
 import { ContainerdTarget } from '../precache/containerd-target.js'
@@ -11,6 +9,7 @@ import type { PrecacheTarget } from '../precache/precache-target.js'
 import { StoreTarget } from '../precache/store-target.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { LifecycleStack } from './lifecycle-stack.js'
+import type { StartedContainerdSource } from './start-containerd-source.js'
 
 export interface PrecacheParts {
   readonly config: Config
@@ -19,7 +18,7 @@ export interface PrecacheParts {
   readonly mirror: Mirror
   readonly store: BlobStore
   /** The node's containerd: images go there (pulled through its CRI, pinned); without it, into the store. */
-  readonly containerd?: ContainerdClient
+  readonly containerd?: Pick<StartedContainerdSource, 'client' | 'criClient'>
 }
 
 /**
@@ -32,10 +31,10 @@ export function createPrecache (stack: LifecycleStack, o: PrecacheParts): Precac
   if (file === undefined) return undefined
   const logger = o.logger.child({ component: 'precache' })
   let target: PrecacheTarget
-  if (o.containerd !== undefined && o.config.containerd.socket !== undefined) {
-    const client = new CriImageClient({ socket: o.config.containerd.socket, callTimeoutMs: 10_000 })
-    stack.defer(() => { client.close() })
-    target = new ContainerdTarget({ client: o.containerd, cri: client, logger })
+  if (o.containerd !== undefined) {
+    const cri = o.containerd.criClient(10_000)
+    stack.defer(() => { cri.close() })
+    target = new ContainerdTarget({ client: o.containerd.client, cri, logger })
   } else {
     target = new StoreTarget({ mirror: o.mirror, store: o.store })
   }
