@@ -100,7 +100,7 @@ export const OPTIONS = [
   option('redirect.checkTimeout', duration, { default: '1s', help: 'redirector role: bound on asking a region whether it has a blob (HEAD)' }),
   option('downloadMemory', size, {
     default: '16MiB', env: 'FLOTILLA_DOWNLOAD_MEMORY', flag: '--download-memory <size>',
-    help: 'bytes all running downloads together keep in memory for their readers; past it each keeps only what its disk has not taken (about 1 MiB) and readers that fall behind read the file',
+    help: 'bytes all running downloads together keep in memory for their readers; past it each keeps only what its disk has not taken (at most 256 KiB) and readers that fall behind read the file',
   }),
   option('store.maxBytes', size, {
     env: 'FLOTILLA_STORE_MAX_BYTES', flag: '--store-max-bytes <size>',

@@ -1,8 +1,8 @@
 /**
  * The bytes every running download holds in memory, against one bound for the process. Over it, each download
- * keeps only bytes its disk has not taken yet, and reads its source only while fewer than a write batch are
- * waiting for the disk: readers that fall behind read the temporary file instead (the page cache). So 50
- * downloads at once hold about the bound plus a batch each, not 50 windows.
+ * keeps only bytes its disk has not taken yet, and reads its source only while fewer than 256 KiB wait for
+ * the disk (BlobFetch): readers that fall behind read the temporary file instead (the page cache). So 50
+ * downloads at once hold about the bound plus 256 KiB each, not 50 windows of 8 MiB.
  */
 export class MemoryBudget {
   readonly maxBytes: number

@@ -1,7 +1,7 @@
 import type { BlobWriter } from '../store/blob-store.js'
 
 /** Received bytes are handed to the writer once this many are pending (or on flush): few, large writes. */
-export const WRITE_BATCH = 1 << 20
+const WRITE_BATCH = 1 << 20
 
 /**
  * A download's bytes on their way to the store: kept in order, written in vectored batches in the background.
