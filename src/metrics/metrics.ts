@@ -25,6 +25,9 @@ export class Metrics {
   readonly inflight = new Gauge({
     name: 'flotilla_inflight_fetches', help: 'Blob downloads in progress', registers: [this.registry],
   })
+  readonly downloadMemory = new Gauge({
+    name: 'flotilla_download_memory_bytes', help: 'Bytes running downloads hold in memory for their readers (bounded by downloadMemory)', registers: [this.registry],
+  })
   readonly storeBytes = new Gauge({
     name: 'flotilla_store_bytes', help: 'Bytes held in the local blob store', registers: [this.registry],
   })

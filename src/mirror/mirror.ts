@@ -73,6 +73,8 @@ export class Mirror {
   readonly #tags: TagService
   readonly #tagFlight = new SingleFlight<ManifestResult>()
   readonly #blobs: BlobService
+  /** What all downloads hold in memory, against `downloadMemoryBytes` (unbounded without it, but counted). */
+  readonly #memory: MemoryBudget
   readonly #passThrough: PassThrough
   /** Content given to this node (`flotilla load`), kept as if fetched. */
   readonly load: LoadService
@@ -84,6 +86,7 @@ export class Mirror {
     const localSources = o.localSources ?? []
     this.#store = o.store
     this.#firstByteTimeoutMs = o.firstByteTimeoutMs ?? DEFAULTS.firstByteTimeoutMs
+    this.#memory = new MemoryBudget(o.downloadMemoryBytes ?? Number.MAX_SAFE_INTEGER)
     const scope = new ContentScope({
       scopes: o.scopes ?? new MemoryScopeIndex(), upstream: o.upstream, fetchesWithCredentials: o.fetchesWithCredentials ?? (() => false),
       logger: o.logger, now, signal,
@@ -100,7 +103,7 @@ export class Mirror {
       firstByteTimeoutMs: this.#firstByteTimeoutMs,
       ...(o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: o.stallTimeoutMs }),
       ...(o.upstreamHedgeMs === undefined ? {} : { upstreamHedgeMs: o.upstreamHedgeMs }),
-      ...(o.downloadMemoryBytes === undefined ? {} : { memory: new MemoryBudget(o.downloadMemoryBytes) }),
+      memory: this.#memory,
       ...(o.announce === undefined ? {} : { announce: o.announce }),
     })
     this.#passThrough = new PassThrough({ upstream: o.upstream, tags: o.tags, logger: o.logger })
@@ -109,6 +112,9 @@ export class Mirror {
       ...(o.announce === undefined ? {} : { announce: o.announce }),
     })
   }
+
+  /** Bytes running downloads hold in memory now (for the metric). */
+  get downloadMemoryBytes (): number { return this.#memory.held }
 
   /** Downloads in progress (for status and shutdown). */
   get inflight (): readonly BlobFetch[] {

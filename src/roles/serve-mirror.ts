@@ -79,6 +79,7 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
     isReady: () => peers?.isReady() ?? true,
     beforeScrape: async () => {
       metrics.storeBytes.set(await mirror.storeBytes())
+      metrics.downloadMemory.set(mirror.downloadMemoryBytes)
       metrics.peers.set(peers?.count() ?? 0)
       for (const u of o.status?.upstreams?.() ?? []) metrics.upstreamCircuitOpen.set({ registry: u.registry, endpoint: u.endpoint }, u.circuit === 'closed' ? 0 : 1)
       if (precache !== undefined) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { describe, test } from 'node:test'
 import { pino } from 'pino'
 import { BlobFetch } from '../../../src/mirror/blob-fetch.js'
@@ -9,6 +9,11 @@ import { MemoryBudget } from '../../../src/mirror/memory-budget.js'
 import { RecentChunks } from '../../../src/mirror/recent-chunks.js'
 import type { Digest } from '../../../src/oci/index.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
+import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
+import { Metrics } from '../../../src/metrics/metrics.js'
+import { Mirror } from '../../../src/mirror/mirror.js'
+import { blobOnlyUpstream } from '../../helpers/blob-only-upstream.js'
+import { waitFor } from '../../helpers/wait-for.js'
 
 const logger = pino({ level: 'silent' })
 const CHUNK = 64 << 10
@@ -85,5 +90,33 @@ describe('MemoryBudget: one bound on what downloads hold, however many run', () 
     assert.ok(peak <= limit, `peak ${(peak / 1048576).toFixed(1)} MiB held, bound ${(limit / 1048576).toFixed(1)} MiB`)
     assert.ok(peak > maxBytes / 2, `the test must load the budget (peak ${peak})`)
     assert.equal(budget.held, 0, 'everything given back once the downloads ended')
+  })
+})
+
+describe('Mirror.downloadMemoryBytes (the flotilla_download_memory_bytes gauge)', () => {
+  test('counts what a running download holds, within the bound, and nothing once it ended', { timeout: 20_000 }, async () => {
+    const blob = randomBytes(4 << 20)
+    const digest = digestOf(blob)
+    const body = new PassThrough()
+    const upstream = blobOnlyUpstream(async () => ({ status: 200, body, length: blob.byteLength, totalSize: blob.byteLength }))
+    const mirror = new Mirror({
+      store: new MemoryBlobStore(), tags: new MemoryTagIndex(), upstream, tagTtlMs: () => 60_000,
+      metrics: new Metrics({ defaultMetrics: false }), logger, downloadMemoryBytes: 1 << 20,
+    })
+    assert.equal(mirror.downloadMemoryBytes, 0)
+    const result = await mirror.getBlob({ registry: 'registry.test', repository: 'team/app', signal: new AbortController().signal }, digest)
+    // In 64 KiB chunks, as a socket gives them.
+    for (let i = 0; i < 3 << 20; i += CHUNK) body.write(blob.subarray(i, i + CHUNK))
+    const reading = readSlowly(await result.open())
+    // Three quarters of the blob arrived and wait for the rest: the download holds some of them, never much past
+    // the bound once its disk took them.
+    const deadline = Date.now() + 10_000
+    while (mirror.downloadMemoryBytes === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+    assert.ok(mirror.downloadMemoryBytes > 0, 'bytes held while the download runs')
+    await waitFor(() => mirror.downloadMemoryBytes <= (1 << 20) + CHUNK, { timeoutMs: 10_000, what: `the download to keep within the bound (holds ${mirror.downloadMemoryBytes})` })
+    assert.ok(mirror.downloadMemoryBytes > 0, 'what the bound allows is kept for readers')
+    body.end(blob.subarray(3 << 20))
+    assert.ok((await reading).equals(blob))
+    await waitFor(() => mirror.downloadMemoryBytes === 0, { timeoutMs: 10_000, what: 'the download to give its bytes back' })
   })
 })
