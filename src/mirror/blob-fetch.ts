@@ -372,8 +372,8 @@ export class BlobFetch {
           this.#wakeSource?.()
           return { kind: 'bytes', parts }
         }
-        if (!this.isKeeping) throw new BlobFetchError(`${this.digest} is not kept and byte ${pos} has left memory: this reader needs a download of its own`, 'ERR_BLOB_WINDOW_PASSED')
-        // Fallen behind the in-memory window: those bytes are on disk.
+        // Fallen behind the in-memory window: those bytes are on disk (a writer the disk filled under still has
+        // what it wrote before).
         let chunk: Buffer | undefined
         try {
           chunk = await this.#disk?.writer.readBack(pos, Math.max(0, Math.min(available, this.#written, pos + READ_CHUNK) - pos))
@@ -385,6 +385,7 @@ export class BlobFetch {
           r.pos = pos + chunk.byteLength
           return { kind: 'bytes', parts: [chunk] }
         }
+        if (!this.isKeeping) throw new BlobFetchError(`${this.digest} is not kept and byte ${pos} has left memory: this reader needs a download of its own`, 'ERR_BLOB_WINDOW_PASSED')
       }
       r.waitsFor = this.#received < endExclusive ? 'bytes' : 'verification'
       // Woken by new bytes only once a full read's worth arrived (or the range's end): not on every network chunk.

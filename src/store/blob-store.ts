@@ -28,14 +28,15 @@ export interface CommittedBlob extends BlobInfo {
 
 /**
  * An in-progress write. Bytes go to a temporary place; `commit` makes them visible only if they hash to the digest.
- * When the store runs out of room (no space, quota, file too large), the writer drops what it held and goes on
- * hashing only: the blob can still be verified for the clients streaming it, it is just not kept.
+ * When the store runs out of room (no space, quota, file too large), the writer stops writing and goes on
+ * hashing only: the blob can still be verified for the clients streaming it, it is just not kept. What it wrote
+ * before stays readable (`readBack`) until commit or abort, for readers that had fallen behind.
  */
 export interface BlobWriter {
   readonly digest: Digest
   /** Bytes accepted so far. */
   readonly written: number
-  /** False once the store gave up holding the bytes; readBack then fails and commit keeps nothing. */
+  /** False once the store gave up holding the bytes; commit then keeps nothing and readBack has only what came before. */
   readonly isKeeping: boolean
   write (chunk: Uint8Array): Promise<void>
   /**

@@ -101,8 +101,11 @@ export class FsBlobStore implements BlobStore {
     } catch (err) {
       if (!isNoSpace(err)) throw err
     }
-    // 'hashing': the disk had no room, the temporary file is gone and bytes are only verified.
+    // 'hashing': the disk had no room; bytes are only verified. The temporary file keeps what was written
+    // before (readBack, for readers behind) until commit or abort drop it.
     let state: 'open' | 'hashing' | 'done' = fh === undefined ? 'hashing' : 'open'
+    /** The end of the bytes stored whole: the offset of the first write the full disk refused. */
+    let intactEnd = fh === undefined ? 0 : Number.MAX_SAFE_INTEGER
     // Stays true through commit (readers of a download still read back while it syncs): false only once given up.
     let isKeeping = fh !== undefined
     const close = async (): Promise<void> => {
@@ -118,7 +121,7 @@ export class FsBlobStore implements BlobStore {
       if (state === 'done') throw new Error('blob writer is closed')
       const position = verifier.size
       for (const chunk of chunks) verifier.update(chunk)
-      if (fh === undefined) return
+      if (fh === undefined || state === 'hashing') return
       try {
         const done = (await fh.writev(chunks as Uint8Array[], position)).bytesWritten
         if (done === verifier.size - position) return
@@ -127,11 +130,11 @@ export class FsBlobStore implements BlobStore {
         for (let off = 0; off < rest.byteLength;) off += (await fh.write(rest, off, rest.byteLength - off, position + done + off)).bytesWritten
       } catch (err) {
         if (!isNoSpace(err)) throw err
-        // Overlapping writes may each find the disk full: the first gives the file up.
+        // Overlapping writes may each find the disk full: what lies past the first of them is not whole.
+        intactEnd = Math.min(intactEnd, position)
         if (!isKeeping) return
-        state = 'hashing'
+        if (state === 'open') state = 'hashing'
         isKeeping = false
-        await drop()
         this.#emit({ type: 'full', digest, size: verifier.size })
       }
     }
@@ -144,7 +147,9 @@ export class FsBlobStore implements BlobStore {
       verify: () => { verifier.verify() },
       readBack: async (position, length) => {
         if (fh === undefined) throw new Error(state === 'hashing' ? 'blob writer keeps no bytes (no space)' : 'blob writer is closed')
-        const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, verifier.size - position)))
+        const end = Math.min(verifier.size, intactEnd)
+        if (position >= end && end < verifier.size) throw new Error(`blob writer keeps no bytes past ${end} (no space)`)
+        const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, end - position)))
         const { bytesRead } = await fh.read(buf, 0, buf.byteLength, position)
         return buf.subarray(0, bytesRead)
       },
@@ -155,7 +160,7 @@ export class FsBlobStore implements BlobStore {
         try {
           verifier.verify()
           // Durable before visible: a power cut after the rename must not leave a named blob with missing bytes.
-          await fh?.sync()
+          if (wasKeeping) await fh?.sync()
         } catch (err) {
           isKeeping = false
           await drop()
@@ -163,7 +168,10 @@ export class FsBlobStore implements BlobStore {
           this.#emit({ type: 'full', digest, size: verifier.size })
           return { digest, size: verifier.size, isKept: false }
         }
-        if (!wasKeeping) return { digest, size: verifier.size, isKept: false }
+        if (!wasKeeping) {
+          await drop()
+          return { digest, size: verifier.size, isKept: false }
+        }
         await close()
         const existed = await this.stat(digest)
         const path = this.#path(digest)

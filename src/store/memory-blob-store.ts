@@ -68,11 +68,11 @@ export class MemoryBlobStore implements BlobStore {
         if (state === 'done') throw new Error('blob writer is closed')
         for (const part of parts) {
           verifier.update(part)
-          if (chunks === undefined) continue
+          if (chunks === undefined || state === 'hashing') continue
           if (this.#used + part.byteLength > this.#capacity) {
+            // What it holds stays readable until commit or abort (readers that fell behind).
             state = 'hashing'
             isKeeping = false
-            release()
             this.#emit({ type: 'full', digest, size: verifier.size })
             continue
           }
@@ -83,12 +83,13 @@ export class MemoryBlobStore implements BlobStore {
       },
       verify: () => { verifier.verify() },
       readBack: async (position, length) => {
-        if (chunks === undefined) throw new Error(state === 'hashing' ? 'blob writer keeps no bytes (no space)' : 'blob writer is closed')
+        if (chunks === undefined) throw new Error('blob writer is closed')
+        if (state === 'hashing' && position >= held && held < verifier.size) throw new Error(`blob writer keeps no bytes past ${held} (no space)`)
         return Buffer.concat(chunks).subarray(position, position + length)
       },
       commit: async () => {
         if (state === 'done') throw new Error('blob writer is closed')
-        const body = chunks === undefined ? undefined : Buffer.concat(chunks)
+        const body = chunks === undefined || state === 'hashing' ? undefined : Buffer.concat(chunks)
         state = 'done'
         try {
           verifier.verify()

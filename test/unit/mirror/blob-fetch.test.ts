@@ -531,12 +531,33 @@ describe('BlobFetch', () => {
     const reader = new Collector(fetch.reader())
     await feed(body, progress, blob, 0, 11 << 20, 256 << 10)
     await reader.until((11 << 20) - 1)
-    assert.equal(fetch.canServe({ start: 0, end: 10 }), false)
-    await assert.rejects(new Collector(fetch.reader({ start: 0, end: 10 })).ended, { code: 'ERR_BLOB_WINDOW_PASSED' })
+    // Past what the writer stored before the 1 MiB store filled, and behind the 8 MiB in memory.
+    assert.equal(fetch.canServe({ start: 2 << 20, end: (2 << 20) + 10 }), false)
+    await assert.rejects(new Collector(fetch.reader({ start: 2 << 20, end: (2 << 20) + 10 })).ended, { code: 'ERR_BLOB_WINDOW_PASSED' })
     const late = new Collector(fetch.reader({ start: 10 << 20, end: blob.byteLength - 1 }))
     await feed(body, progress, blob, 11 << 20, blob.byteLength, 256 << 10)
     body.end()
     assert.deepEqual(await late.ended, blob.subarray(10 << 20))
+    assert.deepEqual(await reader.ended, blob)
+  })
+
+  test('a reader that fell behind the memory window when the disk filled gets every byte (the writer keeps what it wrote)', { timeout: 30_000 }, async () => {
+    const blob = bytesOf(20 << 20)
+    const source = new FakeSource('upstream:test', { totalSize: blob.byteLength })
+    const { fetch, progress } = newFetch(blob, [source], { store: new MemoryBlobStore({ capacityBytes: 10 << 20 }) })
+    const body = await source.body()
+    await fetch.ready
+    // Registered at byte 0 and not reading yet: more than the 8 MiB in memory go by while the store keeps them.
+    const slow = fetch.reader()
+    const feeding = feed(body, progress, blob, 0, 12 << 20, 256 << 10)
+    const deadline = Date.now() + 10_000
+    while (fetch.isKeeping && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(fetch.isKeeping, false, 'the store filled')
+    // Its first bytes left memory; the writer still has them.
+    const reader = new Collector(slow)
+    await feeding
+    await feed(body, progress, blob, 12 << 20, blob.byteLength, 256 << 10)
+    body.end()
     assert.deepEqual(await reader.ended, blob)
   })
 
