@@ -6,7 +6,7 @@ import { DownloadReader, type ReaderStep } from './download-reader.js'
 import { ProgressSignal } from './progress-signal.js'
 import { RecentChunks } from './recent-chunks.js'
 import { describeOrigin, type BlobSourceAttempt, type SourceOrigin } from './blob-source.js'
-import { MemoryBudget } from './memory-budget.js'
+import type { MemoryBudget } from './memory-budget.js'
 import { WriteBatcher } from './write-batcher.js'
 import type { Digest } from '../oci/index.js'
 import type { BlobStore, ByteRange } from '../store/blob-store.js'
@@ -85,7 +85,6 @@ export class BlobFetch {
   /** Bytes taken from sources, in order; ahead of what is written by what is still pending. */
   #received = 0
   readonly #recent: RecentChunks
-  readonly #memory: MemoryBudget
   #state: 'running' | 'done' | 'failed' = 'running'
   #error: Error | undefined
   #disk: WriteBatcher | undefined
@@ -121,8 +120,7 @@ export class BlobFetch {
     this.#stallMs = stallMs
     this.#readerStallMs = readerStallMs
     this.#options = options
-    this.#memory = options.memory ?? new MemoryBudget(Number.MAX_SAFE_INTEGER)
-    this.#recent = new RecentChunks(RECENT_BYTES, this.#memory)
+    this.#recent = new RecentChunks(RECENT_BYTES, options.memory)
     this.digest = options.digest
     this.#size = options.expectedSize
     this.ready = new Promise((resolve, reject) => { this.#resolveReady = resolve; this.#rejectReady = reject })
@@ -147,7 +145,6 @@ export class BlobFetch {
   get isKeeping (): boolean { return this.#state === 'done' ? this.#isKept : this.#state === 'running' && this.#writerKeeps }
 
   get #writerKeeps (): boolean { return this.#disk?.writer.isKeeping !== false }
-
   /** Bytes the store has taken. */
   get #written (): number { return this.#disk?.written ?? 0 }
 
@@ -156,9 +153,7 @@ export class BlobFetch {
    * bytes where the range starts have left memory: such a client needs a download of its own.
    */
   canServe (range?: ByteRange): boolean {
-    if (this.#state === 'failed') return false
-    if (this.isKeeping) return true
-    return (range?.start ?? 0) >= this.#recent.start
+    return this.#state !== 'failed' && (this.isKeeping || (range?.start ?? 0) >= this.#recent.start)
   }
 
   /** Stops the download (shutdown); readers fail. */
@@ -206,7 +201,7 @@ export class BlobFetch {
             // The disk trails the network by at most MAX_PENDING (OVER_BUDGET_PENDING while the process is over
             // its memory bound); past that, reading the source waits.
             const pending = this.#disk?.pendingBytes ?? 0
-            if (pending >= (this.#memory.isOver ? OVER_BUDGET_PENDING : MAX_PENDING)) await this.#pause('disk', this.#disk?.flush() ?? Promise.resolve())
+            if (pending >= (this.#recent.isOverBudget ? OVER_BUDGET_PENDING : MAX_PENDING)) await this.#pause('disk', this.#disk?.flush() ?? Promise.resolve())
             // Kept nowhere but in memory: the source runs ahead of the slowest reader by the window at most.
             if (!this.#writerKeeps && this.#received - this.#slowestReader() > RECENT_BYTES) await this.#pause('readers', this.#slowestCatchesUp())
           }
@@ -252,10 +247,14 @@ export class BlobFetch {
     } finally {
       clearTimeout(timer)
       clearInterval(watchdog)
-      // Not kept: the window is all its readers have; it goes when they do.
-      if (this.#state !== 'done' || this.#isKept) this.#recent.clear()
+      this.#releaseWindow()
       this.#progress.changed()
     }
+  }
+
+  /** Once the download ended its recent bytes go: at once, or (not kept: all its readers have) with its last reader. */
+  #releaseWindow (): void {
+    if (this.#state !== 'running' && (this.#isKept || this.#state === 'failed' || this.#readers.size === 0)) this.#recent.clear()
   }
 
   async #pause (on: 'disk' | 'readers', until: Promise<void>): Promise<void> {
@@ -336,6 +335,7 @@ export class BlobFetch {
     this.#readers.add(state)
     reader.once('close', () => {
       this.#readers.delete(state)
+      this.#releaseWindow()
       this.#wakeSource?.()
     })
     return reader

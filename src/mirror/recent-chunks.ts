@@ -19,6 +19,8 @@ export class RecentChunks {
 
   /** Bytes held. */
   get bytes (): number { return this.#bytes }
+  /** The process holds more than its bound: a download keeps only what its disk has not taken. */
+  get isOverBudget (): boolean { return this.#budget.isOver }
 
   /** First byte offset still held (== end when empty). */
   get start (): number {

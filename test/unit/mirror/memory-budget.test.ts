@@ -93,6 +93,17 @@ describe('MemoryBudget: one bound on what downloads hold, however many run', () 
   })
 })
 
+test('a download the store had no room for gives its window back when its last reader goes', { timeout: 20_000 }, async () => {
+  const budget = new MemoryBudget(1 << 30)
+  const blob = randomBytes(4 << 20)
+  const fetch = new BlobFetch({ digest: digestOf(blob), store: new MemoryBlobStore({ capacityBytes: 1 << 20 }), sources: [source(blob)], logger, timeoutMs: 20_000, memory: budget })
+  const body = await readSlowly(fetch.reader())
+  await fetch.done
+  assert.ok(body.equals(blob))
+  assert.equal(fetch.isKeeping, false, 'the store had no room')
+  await waitFor(() => budget.held === 0, { timeoutMs: 5000, what: `the window to be given back (holds ${budget.held})` })
+})
+
 describe('Mirror.downloadMemoryBytes (the flotilla_download_memory_bytes gauge)', () => {
   test('counts what a running download holds, within the bound, and nothing once it ended', { timeout: 20_000 }, async () => {
     const blob = randomBytes(4 << 20)
