@@ -26,6 +26,12 @@ export function prematureClose (): Error {
   return Object.assign(new Error('destination closed before the last byte'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 }
 
+/** Ends `dest` and waits until it finished (rejecting if it closed early). */
+export async function endAndWait (dest: Writable): Promise<void> {
+  dest.end()
+  await finished(dest)
+}
+
 export function isSendable (body: Readable): body is Readable & Sendable {
   return typeof (body as Partial<Sendable>).sendTo === 'function'
 }
@@ -78,8 +84,7 @@ export class SendGate {
 
   /** Ends the destination and waits until it finished. */
   async end (): Promise<void> {
-    this.#dest.end()
-    await finished(this.#dest)
+    await endAndWait(this.#dest)
   }
 
   close (): void {

@@ -1,6 +1,6 @@
 import { Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { SendGate, isSendable, type Sendable } from '../http/sendable.js'
+import { SendGate, isSendable, type Sendable, type ZeroCopy } from '../http/sendable.js'
 
 /** What a reader of a download takes next. */
 export type ReaderStep =
@@ -64,7 +64,8 @@ export class DownloadReader extends Readable implements Sendable {
     }
   }
 
-  async sendTo (dest: Writable, onSent?: (bytes: number) => void): Promise<void> {
+  /** The rest of a download that was committed meanwhile comes from the store's file: by `zeroCopy` where it can. */
+  async sendTo (dest: Writable, onSent?: (bytes: number) => void, zeroCopy?: ZeroCopy): Promise<void> {
     if (this.#isStarted || this.destroyed) throw new Error('DownloadReader: already being read')
     this.#isStarted = true
     const gate = new SendGate(this, dest, 'DownloadReader')
@@ -75,7 +76,7 @@ export class DownloadReader extends Readable implements Sendable {
         gate.assertOpen()
         if (step.kind === 'end') break
         if (step.kind === 'stream') {
-          if (isSendable(step.rest)) await step.rest.sendTo(dest, onSent)
+          if (isSendable(step.rest)) await step.rest.sendTo(dest, onSent, zeroCopy)
           else {
             step.rest.on('data', (c: Buffer) => onSent?.(c.byteLength))
             await pipeline(step.rest, dest)

@@ -1,7 +1,6 @@
 import type { FileHandle } from 'node:fs/promises'
 import { Readable, type Writable } from 'node:stream'
-import { finished } from 'node:stream/promises'
-import { SendGate, type Sendable, type ZeroCopy } from '../http/sendable.js'
+import { SendGate, endAndWait, type Sendable, type ZeroCopy } from '../http/sendable.js'
 
 /** Bytes per read: the default 64 KiB halves loopback throughput. */
 const CHUNK = 1 << 20
@@ -82,8 +81,7 @@ export class FileRangeStream extends Readable implements Sendable {
           const n = await sending
           this.#position += n
           onSent?.(n)
-          dest.end()
-          await finished(dest)
+          await endAndWait(dest)
           return
         } finally {
           this.off('close', abort)
