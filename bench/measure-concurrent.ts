@@ -9,18 +9,35 @@ import { blobUrl, Cleanups, fetchWholeBlob, startBenchFlotilla, type BenchContex
 export const CONCURRENT_TARGETS = ['proxy', 'flotilla'] as const
 export type ConcurrentTarget = typeof CONCURRENT_TARGETS[number]
 
-export interface ConcurrentTargetResult {
+/** How a crowd of simultaneous clients fared. */
+export interface ClientsOutcome {
   readonly clients: number
-  /** Clients that got the whole blob with a 200. */
+  /** Clients that got their whole blob with a 200. */
   readonly clientsOk: number
-  /** Body bytes the upstream sent for the blob. */
-  readonly upstreamBytes: number
-  /** GETs of the blob the upstream saw. */
-  readonly upstreamGets: number
   /** From the first request to the last client's last byte. */
   readonly wallS: number
   /** First failure, if any client failed. */
   readonly firstError?: string
+}
+
+/** Runs every client at once and says how they fared. */
+export async function runClients (clients: ReadonlyArray<() => Promise<unknown>>): Promise<ClientsOutcome> {
+  const started = performance.now()
+  const outcomes = await Promise.allSettled(clients.map(async (client) => await client()))
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+  return {
+    clients: outcomes.length,
+    clientsOk: outcomes.filter((o) => o.status === 'fulfilled').length,
+    wallS: (performance.now() - started) / 1000,
+    ...(failed === undefined ? {} : { firstError: (failed.reason as Error).message }),
+  }
+}
+
+export interface ConcurrentTargetResult extends ClientsOutcome {
+  /** Body bytes the upstream sent for the blob. */
+  readonly upstreamBytes: number
+  /** GETs of the blob the upstream saw. */
+  readonly upstreamGets: number
 }
 
 export type ConcurrentResult = Record<ConcurrentTarget, ConcurrentTargetResult>
@@ -54,21 +71,11 @@ async function runTarget (ctx: BenchContext, target: ConcurrentTarget, counting:
   const dispatcher = new Agent({ headersTimeout: 120_000, bodyTimeout: 120_000 })
   const download = undiciDownloader(dispatcher)
   try {
-    const started = performance.now()
-    const outcomes = await Promise.allSettled(Array.from({ length: settings.concurrentClients }, async () => await fetchWholeBlob(ctx, server.url, signal, download)))
-    const wallS = (performance.now() - started) / 1000
+    const outcome = await runClients(Array.from({ length: settings.concurrentClients }, () => async () => await fetchWholeBlob(ctx, server.url, signal, download)))
     signal.throwIfAborted()
     const path = new URL(blobUrl(server.url, image)).pathname
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
-    const result: ConcurrentTargetResult = {
-      clients: outcomes.length,
-      clientsOk: outcomes.filter((o) => o.status === 'fulfilled').length,
-      upstreamBytes: counting.bytes(path),
-      upstreamGets: counting.count(path, 'GET'),
-      wallS,
-      ...(failed === undefined ? {} : { firstError: (failed.reason as Error).message }),
-    }
-    log(`concurrent: ${target}: ${result.clientsOk}/${result.clients} clients ok in ${wallS.toFixed(1)} s; upstream sent ${(result.upstreamBytes / image.layer.size).toFixed(2)}x the blob in ${result.upstreamGets} GETs`)
+    const result: ConcurrentTargetResult = { ...outcome, upstreamBytes: counting.bytes(path), upstreamGets: counting.count(path, 'GET') }
+    log(`concurrent: ${target}: ${result.clientsOk}/${result.clients} clients ok in ${result.wallS.toFixed(1)} s; upstream sent ${(result.upstreamBytes / image.layer.size).toFixed(2)}x the blob in ${result.upstreamGets} GETs`)
     return result
   } finally {
     await dispatcher.close().catch(() => dispatcher.destroy())

@@ -1,24 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
-import { performance } from 'node:perf_hooks'
 import { Agent, request } from 'undici'
 import { startDistributionProxy } from '../test/helpers/distribution.js'
 import { pushBlob } from '../test/helpers/push-blob.js'
 import { Cleanups, startBenchFlotilla, type BenchContext } from './bench-context.js'
+import { runClients, type ClientsOutcome } from './measure-concurrent.js'
 import { readRss } from './rss-sampler.js'
 
 export const DISTINCT_TARGETS = ['proxy', 'flotilla'] as const
 export type DistinctTarget = typeof DISTINCT_TARGETS[number]
 
-export interface DistinctTargetResult {
-  readonly clients: number
-  /** Clients that got their whole blob with a 200. */
-  readonly clientsOk: number
-  /** From the first request to the last client's last byte. */
-  readonly wallS: number
+export interface DistinctTargetResult extends ClientsOutcome {
   /** The server's peak RSS during the GETs (100 ms samples), bytes. */
   readonly rssPeak: number
-  readonly firstError?: string
 }
 
 export interface DistinctResult {
@@ -56,25 +50,16 @@ async function runTarget (ctx: BenchContext, target: DistinctTarget, digests: re
     const sample = async (): Promise<void> => { rssPeak = Math.max(rssPeak, (await readRss(server.process.pid)) ?? 0) }
     const timer = setInterval(() => { void sample() }, 100)
     cleanups.add('RSS samples', async () => { clearInterval(timer) })
-    const started = performance.now()
-    const outcomes = await Promise.allSettled(digests.map(async (digest) => {
+    const outcome = await runClients(digests.map((digest) => async () => {
       const res = await request(`${server.url}/v2/${REPO}/blobs/${digest}`, { dispatcher, signal })
       let bytes = 0
       for await (const chunk of res.body) bytes += (chunk as Buffer).byteLength
       if (res.statusCode !== 200 || bytes !== settings.distinctBlobBytes) throw new Error(`${digest}: status ${res.statusCode}, ${bytes} of ${settings.distinctBlobBytes} bytes`)
     }))
-    const wallS = (performance.now() - started) / 1000
     await sample()
     signal.throwIfAborted()
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
-    const result: DistinctTargetResult = {
-      clients: outcomes.length,
-      clientsOk: outcomes.filter((o) => o.status === 'fulfilled').length,
-      wallS,
-      rssPeak,
-      ...(failed === undefined ? {} : { firstError: (failed.reason as Error).message }),
-    }
-    log(`distinct: ${target}: ${result.clientsOk}/${result.clients} clients ok in ${wallS.toFixed(1)} s; peak RSS ${(rssPeak / 2 ** 20).toFixed(0)} MiB`)
+    const result: DistinctTargetResult = { ...outcome, rssPeak }
+    log(`distinct: ${target}: ${result.clientsOk}/${result.clients} clients ok in ${result.wallS.toFixed(1)} s; peak RSS ${(rssPeak / 2 ** 20).toFixed(0)} MiB`)
     return result
   } finally {
     await cleanups.run()
