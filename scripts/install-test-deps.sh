@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the end-to-end tests run for real (idempotent; needs root when missing).
+# Installs the Debian packages the end-to-end tests run for real, and what `npm ci` builds the sendfile addon
+# with (make, g++, python3 for node-gyp); idempotent; needs root when missing.
 set -euo pipefail
 need=()
 for pair in containerd:containerd ctr:containerd docker-registry:docker-registry skopeo:skopeo umoci:umoci \
-            runc:runc busybox:busybox-static ip:iproute2 tc:iproute2 curl:curl openssl:openssl strace:strace zstd:zstd chromium:chromium htpasswd:apache2-utils iptables:iptables; do
+            runc:runc busybox:busybox-static ip:iproute2 tc:iproute2 curl:curl openssl:openssl strace:strace zstd:zstd chromium:chromium htpasswd:apache2-utils iptables:iptables \
+            make:make g++:g++ python3:python3; do
   cmd="${pair%%:*}"; pkg="${pair##*:}"
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/sbin/$cmd" ] || need+=("$pkg")
 done
