@@ -169,6 +169,10 @@ export const OPTIONS = [
     env: 'FLOTILLA_PEER_ADDRESS', flag: '--peer-address <host:port>',
     help: 'how peers reach this agent\'s registry API',
   }),
+  option('p2p.sendToHolders', z.enum(['auto', 'on', 'off']), {
+    default: 'auto', env: 'FLOTILLA_SEND_TO_HOLDERS', flag: '--send-to-holders <auto|on|off>',
+    help: 'a client\'s blob GET that nothing here has but a peer holds: on answers a 307 to that peer (the bytes go to the client once, not through this agent), off relays and keeps it here, auto is on when containerd.socket is set (containerd keeps the node\'s copy, which this agent serves from)',
+  }),
   option('p2p.ownerFanout', z.coerce.number().int().min(1).max(1000), {
     default: 4, env: 'FLOTILLA_OWNER_FANOUT', flag: '--owner-fanout <n>',
     help: 'peers this agent streams a blob it owns to at once; more are sent on to them (a tree)',

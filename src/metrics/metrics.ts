@@ -58,6 +58,10 @@ export class Metrics {
     name: 'flotilla_stale_tag_age_seconds', help: 'Age of the last tag served stale (since last upstream confirmation)',
     labelNames: ['registry'] as const, registers: [this.registry],
   })
+  readonly sentToHolder = new Counter({
+    name: 'flotilla_p2p_sent_to_holder_total', help: 'Blob GETs of this node\'s clients answered with a 307 to a peer that holds the blob (p2p.sendToHolders)', registers: [this.registry],
+  })
+
   readonly ownerRedirects = new Counter({
     name: 'flotilla_p2p_owner_redirects_total', help: 'Peers this owner sent to another peer streaming the blob (fan-out limit reached)', registers: [this.registry],
   })

@@ -10,7 +10,7 @@ import type { BlobSourceAttempt } from './blob-source.js'
 import type { ContentParts } from './content-parts.js'
 import { withinBound } from './first-byte-bound.js'
 import { hedge } from './hedge.js'
-import { remoteFor, type BlobResult, type MirrorRequest } from './mirror-types.js'
+import { remoteFor, type BlobElsewhere, type BlobResult, type MirrorRequest } from './mirror-types.js'
 
 export interface BlobServiceOptions extends ContentParts {
   readonly logger: Logger
@@ -54,7 +54,13 @@ export class BlobService {
     return this.#fetches.has(digest)
   }
 
-  async get (req: MirrorRequest, digest: Digest): Promise<BlobResult> {
+  /**
+   * A blob from here: held, being downloaded, or a download started now. `maySend`: a client that can get it
+   * from a peer itself is sent there (BlobElsewhere) when nothing here has it and a peer holds it.
+   */
+  async get (req: MirrorRequest, digest: Digest): Promise<BlobResult>
+  async get (req: MirrorRequest, digest: Digest, maySend: boolean): Promise<BlobResult | BlobElsewhere>
+  async get (req: MirrorRequest, digest: Digest, maySend = false): Promise<BlobResult | BlobElsewhere> {
     const { store, scope } = this.#o
     const own = await store.stat(digest)
     if (own !== undefined) {
@@ -77,11 +83,13 @@ export class BlobService {
     const running = this.#fetches.get(digest)
     if (running !== undefined) return await this.#join(req, running)
     if (req.localOnly === true) throw new FlotillaError('ERR_NOT_HELD', `blob ${req.registry}/${req.repository}@${digest} is not held here`)
-    const sources = await this.#sources(req, digest)
+    // Restricted content (a registry fetched with credentials) is never sent elsewhere: it comes through here.
+    const found = await this.#sources(req, digest, maySend && !scope.isRestricted(req.registry))
     // Another request may have started the same fetch while we looked for peers.
     const again = this.#fetches.get(digest)
     if (again !== undefined) return await this.#join(req, again)
-    const fetch = this.#start(digest, sources)
+    if (found.sendTo !== undefined) return { sendTo: found.sendTo }
+    const fetch = this.#start(digest, found.attempts)
     this.#fetches.set(digest, fetch)
     // Recorded as soon as the first source answers, before any other request can join this download.
     fetch.ready.then(() => this.#o.scope.noteFetched(req, digest), () => {})
@@ -89,10 +97,12 @@ export class BlobService {
   }
 
   /** Peers found within a tight budget, then the upstream (several attempts, for resuming), then peers found later. */
-  async #sources (req: MirrorRequest, digest: Digest): Promise<BlobSourceAttempt[]> {
+  /** `sendTo` (and no attempts) when `maySend` and a peer holds the blob (RemoteContent.blobSources). */
+  async #sources (req: MirrorRequest, digest: Digest, maySend = false): Promise<{ attempts: BlobSourceAttempt[], sendTo?: string }> {
     const what = `blob ${req.registry}/${req.repository}@${digest}`
     const remote = remoteFor(req, this.#o.remote)
-    const peers = remote === undefined ? { first: [], last: [] } : await remote.blobSources(req, digest).catch(() => ({ first: [], last: [] }))
+    const peers = remote === undefined ? { first: [], last: [] } : await remote.blobSources(req, digest, maySend).catch(() => ({ first: [], last: [] }))
+    if (peers.sendTo !== undefined) return { attempts: [], sendTo: peers.sendTo }
     const isConfigured = this.#o.upstream.has(req.registry)
     const upstream = isConfigured ? Array.from({ length: this.#o.upstreamAttempts }, () => this.#upstreamAttempt(req, digest)) : []
     const [first, later] = [upstream[0], peers.last[0]]
@@ -103,7 +113,7 @@ export class BlobService {
         ? new FlotillaError('ERR_NOT_HELD', `${what} is not held here`)
         : new FlotillaError('ERR_REGISTRY_NOT_CONFIGURED', `${what} is not held here and registry ${req.registry} is not configured for pull-through`)
     }
-    return sources
+    return { attempts: sources }
   }
 
   /** Stops every download (shutdown). */
@@ -179,7 +189,7 @@ export class BlobService {
    * needs left memory. Not shared (the shared one goes on for its readers), bounded like any other.
    */
   async #alone (req: MirrorRequest, digest: Digest, range?: ByteRange): Promise<Readable> {
-    const fetch = this.#start(digest, await this.#sources(req, digest))
+    const fetch = this.#start(digest, (await this.#sources(req, digest)).attempts)
     await this.#answer(req, fetch)
     return fetch.reader(range)
   }

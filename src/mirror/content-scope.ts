@@ -44,6 +44,11 @@ export class ContentScope {
     })
   }
 
+  /** Whether what is asked for under `registry` is restricted (this node fetches there with credentials). */
+  isRestricted (registry: string): boolean {
+    return this.#o.fetchesWithCredentials(registry)
+  }
+
   /** Throws ERR_NOT_IN_SCOPE unless `req` may read `digest`; `knownIn` is where containerd holds it. */
   async check (req: MirrorRequest, digest: Digest, kind: 'blob' | 'manifest', knownIn: readonly string[] = []): Promise<void> {
     const where = `${req.registry}/${req.repository}`

@@ -35,10 +35,19 @@ export interface BlobResult {
   open (range?: ByteRange): Promise<Readable>
 }
 
+/** A blob this node's client is sent to get elsewhere (a 307 to a peer that holds it). */
+export interface BlobElsewhere {
+  /** Absolute URL, with whatever credential the other place needs. */
+  readonly sendTo: string
+}
+
 /** Where else content may be found: peers (p2p) plug in here. */
 export interface RemoteContent {
-  /** Attempts for a blob found within a tight budget: `first` before the upstream, `last` after it. */
-  blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }>
+  /**
+   * Attempts for a blob found within a tight budget: `first` before the upstream, `last` after it. With
+   * `maySend`, `sendTo` instead when the client can get it from a holder itself (then the attempts are empty).
+   */
+  blobSources (req: MirrorRequest, digest: Digest, maySend?: boolean): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[], sendTo?: string }>
   /** A manifest from a peer that holds it; `isPatient` after the upstream failed (a longer lookup budget). */
   manifest (req: MirrorRequest, ref: ManifestRef, accept: string, isPatient: boolean): Promise<{ bytes: Buffer, mediaType: string } | undefined>
   /** Bytes these sources delivered for `digest` did not verify: stop asking them for it. */

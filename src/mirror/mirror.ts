@@ -14,12 +14,12 @@ import type { ContentSource } from './content-source.js'
 import { withinBound } from './first-byte-bound.js'
 import { MemoryBudget } from './memory-budget.js'
 import { ManifestService } from './manifest-service.js'
-import type { BlobResult, ManifestResult, MirrorRequest, RemoteContent } from './mirror-types.js'
+import type { BlobElsewhere, BlobResult, ManifestResult, MirrorRequest, RemoteContent } from './mirror-types.js'
 import { PassThrough } from './pass-through.js'
 import { SingleFlight } from './single-flight.js'
 import { TagService } from './tag-service.js'
 
-export type { BlobResult, ManifestResult, MirrorRequest, RemoteContent } from './mirror-types.js'
+export type { BlobElsewhere, BlobResult, ManifestResult, MirrorRequest, RemoteContent } from './mirror-types.js'
 
 export interface MirrorOptions {
   readonly store: BlobStore
@@ -136,8 +136,11 @@ export class Mirror {
       async () => await this.#tags.late(req, ref.tag, accept, this.#late(what)))
   }
 
-  async getBlob (req: MirrorRequest, digest: Digest): Promise<BlobResult> {
-    return await this.#blobs.get(req, digest)
+  /** A blob from here, or with `maySend` perhaps where the client can get it from a peer itself (BlobService.get). */
+  async getBlob (req: MirrorRequest, digest: Digest): Promise<BlobResult>
+  async getBlob (req: MirrorRequest, digest: Digest, maySend: boolean): Promise<BlobResult | BlobElsewhere>
+  async getBlob (req: MirrorRequest, digest: Digest, maySend = false): Promise<BlobResult | BlobElsewhere> {
+    return await this.#blobs.get(req, digest, maySend)
   }
 
   async listTags (req: MirrorRequest, query: string): Promise<PassThroughResponse & { source: RequestResult }> {

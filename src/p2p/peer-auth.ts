@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { firstHeader } from '../http/first-header.js'
 import { isLoopbackAddress } from '../http/is-loopback-address.js'
-import { PEER_HEADER, type PeerMode } from '../server/peer-policy.js'
+import { PEER_HEADER, PEER_PARAM, peerParam, type PeerMode } from '../server/peer-policy.js'
 import { PeerCredentials } from './peer-credentials.js'
 
 // The edge owns the peer header's name and the modes (it refuses the header when there are no peers).
@@ -18,12 +18,28 @@ export function peerToken (clusterKey: Uint8Array): PeerCredentials {
 }
 
 /**
- * Checks a request: a peer request needs a header signed for its method and target, not seen before; with
- * `requireForRemote`, anything not from loopback must be a peer request.
+ * Where a client of this node gets a blob from a peer (`http://host:port/v2/<repo>/blobs/<digest>?ns=…`):
+ * `target` with a credential for a `local` GET of it in PEER_PARAM. Good for that target only, within the
+ * clock window, and more than once (the client's HTTP stack may retry it).
+ */
+export function signedLocation (credentials: PeerCredentials, httpAddress: string, target: string): string {
+  const credential = credentials.sign('local', 'GET', target)
+  return `http://${httpAddress}${target}${target.includes('?') ? '&' : '?'}${PEER_PARAM}=${encodeURIComponent(credential)}`
+}
+
+/**
+ * Checks a request: a peer request needs a header signed for its method and target, not seen before, or a
+ * signed location (`signedLocation`, for `local` GETs only); with `requireForRemote`, anything not from
+ * loopback must be one of these.
  */
 export function checkPeerRequest (req: IncomingMessage, credentials: PeerCredentials | undefined, requireForRemote: boolean): { ok: boolean, mode?: PeerMode } {
   const value = firstHeader(req.headers, PEER_HEADER)
-  if (value === undefined) return { ok: !requireForRemote || isLoopbackAddress(req.socket.remoteAddress) }
+  if (value === undefined) {
+    const inQuery = peerParam(req.url ?? '/')
+    if (inQuery === undefined) return { ok: !requireForRemote || isLoopbackAddress(req.socket.remoteAddress) }
+    const mode = credentials?.verify(inQuery.credential, req.method ?? 'GET', inQuery.target, true)
+    return mode === 'local' ? { ok: true, mode } : { ok: false }
+  }
   // The raw target as it came: what the asker signed, before any parsing of ours.
   const mode = credentials?.verify(value, req.method ?? 'GET', req.url ?? '/')
   return mode === undefined ? { ok: false } : { ok: true, mode }

@@ -12,7 +12,7 @@ import { parseContentRange } from '../http/content-range.js'
 import { discardBody } from '../http/discard-body.js'
 import { firstHeader } from '../http/first-header.js'
 import { readLimited } from '../http/read-limited.js'
-import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, type PeerMode } from './peer-auth.js'
+import { PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER, signedLocation, type PeerMode } from './peer-auth.js'
 import type { PeerCredentials } from './peer-credentials.js'
 import { rendezvousOwner } from './rendezvous.js'
 import { isHostPort, type PeerInfo, type Router } from './router.js'
@@ -63,13 +63,21 @@ export const PEER_DISPATCHER_DEFAULTS = {
 const DISTRUST_MS = 10 * 60_000
 /** The patient lookup goes ahead this long after the first provider answered, not at the end of the DHT walk. */
 const SETTLE_MS = 25
-const MAX_DISTRUSTED = 10_000
+const MAX_REMEMBERED = 10_000
+/**
+ * After a client was sent to a holder for a digest, its requests for that digest are served here for this long:
+ * a client asks again only when the holder failed it (containerd resumes a broken body with Range, or its
+ * pull is retried), so the retry must not go back to the same place.
+ */
+const SENT_ONCE_MS = 60_000
 
 /** Content on other agents: providers found through the Router, fetched over their registry API. */
 export class PeerContent implements RemoteContent {
   readonly #o: PeerContentOptions
   /** `digest httpAddress` → until when that peer is not asked for that digest. */
   readonly #distrusted = new Map<string, number>()
+  /** digest → until when this node's clients are not sent to a holder for it again. */
+  readonly #sent = new Map<string, number>()
 
   constructor (options: PeerContentOptions) {
     if (options.dispatcher === undefined) throw new TypeError('PeerContent: dispatcher is required')
@@ -93,7 +101,7 @@ export class PeerContent implements RemoteContent {
       this.#distrusted.set(`${digest} ${origin.address}`, until)
     }
     for (const [key, expires] of this.#distrusted) {
-      if (this.#distrusted.size <= MAX_DISTRUSTED && expires > Date.now()) break
+      if (this.#distrusted.size <= MAX_REMEMBERED && expires > Date.now()) break
       this.#distrusted.delete(key)
     }
   }
@@ -141,19 +149,41 @@ export class PeerContent implements RemoteContent {
     return zone === undefined ? ranked : [...ranked.filter((p) => p.zone === zone), ...ranked.filter((p) => p.zone !== zone)]
   }
 
-  async blobSources (req: MirrorRequest, digest: Digest): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[] }> {
+  async blobSources (req: MirrorRequest, digest: Digest, maySend = false): Promise<{ first: BlobSourceAttempt[], last: BlobSourceAttempt[], sendTo?: string }> {
     const owner = this.#o.isOwnerRouting === false ? undefined : this.owner(digest)
     // After the upstream failed, look with a patient budget (a node that just joined finds slowly).
     const last = [this.#laterHolders(req, digest)]
     // The owner too asks a peer that already holds the blob (a bundle loaded there, an earlier pull) before
     // its upstream: the bytes stay in the cluster, and a registry that is down costs nothing.
     const found = (await this.providers(digest, req.signal)).filter((p) => this.#isTrusted(digest, p))
+    const sendTo = maySend ? this.#sendTo(found, req, digest) : undefined
+    if (sendTo !== undefined) return { first: [], last: [], sendTo }
     const holders = found.map((p) => this.#holderAttempt(p, req, digest))
     // A slow first holder is hedged with the second; the rest stay in line for resuming.
     if (holders.length >= 2) holders.splice(0, 2, hedge(holders[0] as BlobSourceAttempt, holders[1] as BlobSourceAttempt, this.#o.hedgeAfterMs ?? 250))
     if (holders.length > 0 || owner === undefined || !this.#isTrusted(digest, owner)) return { first: holders, last }
     // A broken stream from the owner (or the peer it sent us to) resumes at the owner, not upstream.
     return { first: [this.#ownerAttempt(owner, req, digest, false), this.#ownerAttempt(owner, req, digest, true)], last }
+  }
+
+  /**
+   * Where this node's client gets the blob itself: a signed location at a holder this node is connected to (a
+   * provider record may outlive its peer), unless a client was sent there for this digest a moment ago.
+   */
+  #sendTo (found: readonly PeerInfo[], req: MirrorRequest, digest: Digest): string | undefined {
+    const now = Date.now()
+    const until = this.#sent.get(digest)
+    if (until !== undefined && until > now) return undefined
+    const live = new Set(this.#o.router.peers().map((p) => p.id))
+    const holder = found.find((p) => live.has(p.id))
+    if (holder === undefined) return undefined
+    this.#sent.delete(digest)
+    this.#sent.set(digest, now + SENT_ONCE_MS)
+    for (const [key, expires] of this.#sent) {
+      if (this.#sent.size <= MAX_REMEMBERED && expires > now) break
+      this.#sent.delete(key)
+    }
+    return signedLocation(this.#o.credentials, holder.httpAddress, blobTarget(req, digest))
   }
 
   #laterHolders (req: MirrorRequest, digest: Digest): BlobSourceAttempt {
@@ -223,7 +253,7 @@ export class PeerContent implements RemoteContent {
 
   async #openBlob (peer: PeerInfo, req: MirrorRequest, digest: Digest, mode: PeerMode, offset: number, signal: AbortSignal, extra: Record<string, string> = {}):
   Promise<{ body: Readable, totalSize?: number } | { redirectTo: string }> {
-    const res = await this.#get(peer, `/v2/${req.repository}/blobs/${digest}?ns=${encodeURIComponent(req.registry)}`, mode, signal,
+    const res = await this.#get(peer, blobTarget(req, digest), mode, signal,
       { ...extra, ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) })
     if (res.statusCode === 307 && mode === 'owner') {
       await discardBody(res.body)
@@ -285,6 +315,11 @@ export class PeerContent implements RemoteContent {
       throw new PeerFetchError(`peer ${peer.httpAddress} unreachable: ${(err as Error).message}`, 'ERR_PEER_UNAVAILABLE', { cause: err })
     }
   }
+}
+
+/** The request target of a blob at a peer. */
+function blobTarget (req: MirrorRequest, digest: Digest): string {
+  return `/v2/${req.repository}/blobs/${digest}?ns=${encodeURIComponent(req.registry)}`
 }
 
 /** Fisher–Yates, in place. */

@@ -54,8 +54,12 @@ export class PeerCredentials {
     return `${mode} ${timestamp} ${nonce} ${this.#mac(mode, method, target, timestamp, nonce).toString('base64url')}`
   }
 
-  /** The mode of a header made by `sign` for this method and target, not seen before; undefined otherwise. */
-  verify (value: string, method: string, target: string): PeerMode | undefined {
+  /**
+   * The mode of a credential made by `sign` for this method and target, within the clock window, not seen
+   * before; undefined otherwise. `isReusable`: it may have been seen (a signed location handed to a client,
+   * whose HTTP stack may send it again; it stays bound to its target and window).
+   */
+  verify (value: string, method: string, target: string, isReusable = false): PeerMode | undefined {
     const [mode, timestamp, nonce, mac, ...rest] = value.split(' ')
     if (rest.length > 0 || (mode !== 'local' && mode !== 'owner')) return undefined
     if (timestamp === undefined || nonce === undefined || mac === undefined) return undefined
@@ -63,7 +67,9 @@ export class PeerCredentials {
     if (!timingSafeEqual(Buffer.from(mac, 'base64url'), this.#mac(mode, method, target, timestamp, nonce))) return undefined
     const stamped = Number(timestamp)
     const now = this.#now()
-    if (Math.abs(now - stamped) > this.#windowMs || stamped <= this.#floor || this.#seen.has(nonce)) return undefined
+    if (Math.abs(now - stamped) > this.#windowMs) return undefined
+    if (isReusable) return mode
+    if (stamped <= this.#floor || this.#seen.has(nonce)) return undefined
     // Only key holders get this far, so only they can fill the cache; it is bounded all the same.
     this.#seen.set(nonce, stamped)
     this.#forget(now)

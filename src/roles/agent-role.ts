@@ -64,6 +64,8 @@ export const startAgent: Role = async (config, logger, env) => await LifecycleSt
         isReady: () => network.router.ready(),
         count: () => network.router.peers().length,
         policy: new HttpPeerPolicy({ credentials: network.credentials, requireForRemote: true, ownerFanout: new OwnerFanout({ limit: config.p2p.ownerFanout }) }),
+        // With containerd wired, its store keeps the node's copy of what its pulls get from a peer directly.
+        sendToHolders: config.p2p.sendToHolders === 'on' || (config.p2p.sendToHolders === 'auto' && containerd !== undefined),
       },
     }),
   })

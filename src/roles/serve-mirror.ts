@@ -31,6 +31,8 @@ export interface ServeMirrorOptions {
     isReady (): boolean
     count (): number
     readonly policy: PeerPolicy
+    /** Clients' blob GETs that a peer holds get a 307 to it (PullApiOptions.sendToHolders). */
+    readonly sendToHolders?: boolean
   }
   /** The pre-cache: its status page and metric. */
   readonly precache?: PrecacheService | undefined
@@ -100,7 +102,7 @@ export async function serveMirror (stack: LifecycleStack, o: ServeMirrorOptions)
     defaultRegistry: config.defaultRegistry,
     registries: new Set(config.registries.keys()),
     ...(zeroCopy === undefined || zeroCopy instanceof Error ? {} : { zeroCopy }),
-    ...(peers === undefined ? {} : { peerPolicy: peers.policy }),
+    ...(peers === undefined ? {} : { peerPolicy: peers.policy, sendToHolders: peers.sendToHolders === true }),
     ...(o.clientGate === undefined ? {} : { clientGate: o.clientGate }),
     ...(o.blobRedirects === undefined ? {} : { blobRedirects: o.blobRedirects }),
   })

@@ -8,6 +8,30 @@ import type { Digest } from '../oci/index.js'
 export const PEER_HEADER = 'x-flotilla-peer'
 
 /**
+ * The same credential as a query parameter, last in the query: a location a node hands a client of its own
+ * (a 307 to a peer that holds a blob), which the client follows without our header. Like the header, refused
+ * by a node without peers.
+ */
+export const PEER_PARAM = 'flotilla-peer'
+
+/**
+ * The credential a request target carries in `PEER_PARAM`, and the target it signs (everything before it);
+ * `credential` is empty when the parameter is there but is not the last one, or is badly encoded.
+ */
+export function peerParam (target: string): { readonly target: string, readonly credential: string } | undefined {
+  const at = target.search(/[?&]flotilla-peer=/)
+  if (at === -1) return undefined
+  const raw = target.slice(at + PEER_PARAM.length + 2)
+  let credential = ''
+  try {
+    credential = raw.includes('&') ? '' : decodeURIComponent(raw)
+  } catch {
+    credential = ''
+  }
+  return { target: target.slice(0, at), credential }
+}
+
+/**
  * What a peer asks of us: `local` — answer only from what this node holds or is downloading; `owner` — we
  * own the digest (rendezvous), so fetch it upstream if needed, but never ask other peers.
  */
@@ -43,7 +67,7 @@ export interface PeerPolicy {
 /** The policy of a node without peers: everyone but a request that says it is from a peer. */
 export function clientsOnlyPolicy (): PeerPolicy {
   return {
-    admit: (req) => req.headers[PEER_HEADER] === undefined ? { kind: 'client' } : { kind: 'refused' },
+    admit: (req) => req.headers[PEER_HEADER] === undefined && peerParam(req.url ?? '/') === undefined ? { kind: 'client' } : { kind: 'refused' },
     enterOwnedBlob: () => undefined,
   }
 }

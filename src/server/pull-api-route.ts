@@ -23,6 +23,11 @@ export interface PullApiOptions {
   readonly peerPolicy: PeerPolicy
   /** Serves blobs from files with `sendfile(2)` where it can; without it, every byte goes through JavaScript. */
   readonly zeroCopy?: ZeroCopy
+  /**
+   * A client's blob GET (no Range: not a retry) that nothing here has and a peer holds gets a 307 to that
+   * peer, instead of being relayed and kept here (for a node whose containerd keeps the copy).
+   */
+  readonly sendToHolders?: boolean
 }
 
 /**
@@ -139,7 +144,15 @@ async function serveRoute (route: ApiRoute, mreq: MirrorRequest, isOwnerAsked: b
 
 async function serveBlob (digest: Digest, mreq: MirrorRequest, req: IncomingMessage, res: ServerResponse, o: PullApiOptions): Promise<RequestResult> {
   const isHead = req.method === 'HEAD'
-  const b = await o.mirror.getBlob(mreq, digest)
+  // A request with Range is a resume: the place a client was sent to failed it, so it is served from here.
+  const maySend = o.sendToHolders === true && !isHead && req.headers.range === undefined
+  const b = await o.mirror.getBlob(mreq, digest, maySend)
+  if ('sendTo' in b) {
+    res.writeHead(307, { ...API_HEADERS, location: b.sendTo, 'content-length': '0' })
+    res.end()
+    o.metrics.sentToHolder.inc()
+    return 'peer'
+  }
   const range = b.size === undefined ? undefined : parseRangeHeader(req.headers.range, b.size)
   const headers: Record<string, string> = {
     ...API_HEADERS, 'content-type': 'application/octet-stream', 'docker-content-digest': digest, 'accept-ranges': 'bytes', etag: `"${digest}"`,

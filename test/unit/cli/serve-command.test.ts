@@ -29,12 +29,13 @@ void describe('flotilla serve (flags)', () => {
       '--credentials-file <file>', '--first-byte-timeout <duration>', '--stall-timeout <duration>', '--zero-copy <auto|off>', '--metrics-listen <host:port>',
       '--tls-cert <file>', '--tls-key <file>', '--htpasswd <file>', '--allow-cidr <cidr>', '--download-memory <size>', '--store-max-bytes <size>', '--store-max-disk-percent <n>', '-r, --registry <name=url>', '--containerd-socket <path>', '--containerd-namespace <ns>',
       '--containerd-content-dir <dir>', '--precache <file>', '--node-labels <k=v,...>', '--p2p-listen <multiaddr>', '--bootstrap <multiaddr|dns:name>', '--cluster-key-file <file>',
-      '--zone <name>', '--peer-address <host:port>', '--owner-fanout <n>',
+      '--zone <name>', '--peer-address <host:port>', '--send-to-holders <auto|on|off>', '--owner-fanout <n>',
     ])
   })
 
   const bad: Array<[string, string[], RegExp]> = [
     ['--owner-fanout 0', ['--owner-fanout', '0'], /^flotilla: invalid configuration: p2p\.ownerFanout: /],
+    ['--send-to-holders maybe', ['--send-to-holders', 'maybe'], /^flotilla: invalid configuration: p2p\.sendToHolders: /],
     ['--tls-cert alone', ['--tls-cert', 'server.crt'], /^flotilla: invalid configuration: tls\.key: /],
     ['--registry without =', ['--registry', 'docker.io'], /^flotilla: --registry "docker\.io": expected NAME=URL/],
     ['a second --registry', ['-r', 'a.example=https://a.example', '-r', 'b.example=ftp://b.example'], /^flotilla: invalid configuration: registries\.b\.example\.endpoint: /],

@@ -56,14 +56,14 @@ describe('declarations', () => {
     assert.deepEqual(Object.keys(envOverrides(env)).sort(), [
       'allowCidr', 'bootstrap', 'clusterKeyFile', 'containerdContentDir', 'containerdNamespace', 'containerdSocket', 'credentialsFile',
       'dataDir', 'defaultRegistry', 'downloadMemory', 'firstByteTimeout', 'htpasswd', 'listen', 'logLevel', 'metricsListen', 'nodeLabels', 'ownerFanout', 'p2pListen',
-      'peerAddress', 'precache', 'registries', 'role', 'stallTimeout', 'storeMaxBytes', 'storeMaxDiskPercent', 'zeroCopy', 'zone',
+      'peerAddress', 'precache', 'registries', 'role', 'sendToHolders', 'stallTimeout', 'storeMaxBytes', 'storeMaxDiskPercent', 'zeroCopy', 'zone',
     ])
     assert.deepEqual(Object.keys(env).sort(), [
       'FLOTILLA_ALLOW_CIDRS', 'FLOTILLA_BOOTSTRAP', 'FLOTILLA_CLUSTER_KEY_FILE', 'FLOTILLA_CONTAINERD_CONTENT_DIR', 'FLOTILLA_CONTAINERD_NAMESPACE',
       'FLOTILLA_CONTAINERD_SOCKET', 'FLOTILLA_CREDENTIALS_FILE', 'FLOTILLA_DATA_DIR', 'FLOTILLA_DEFAULT_REGISTRY', 'FLOTILLA_DOWNLOAD_MEMORY',
       'FLOTILLA_FIRST_BYTE_TIMEOUT', 'FLOTILLA_HTPASSWD', 'FLOTILLA_LISTEN', 'FLOTILLA_LOG_LEVEL', 'FLOTILLA_METRICS_LISTEN', 'FLOTILLA_NODE_LABELS',
       'FLOTILLA_OWNER_FANOUT', 'FLOTILLA_P2P_LISTEN', 'FLOTILLA_PEER_ADDRESS', 'FLOTILLA_PRECACHE', 'FLOTILLA_REGISTRIES', 'FLOTILLA_ROLE',
-      'FLOTILLA_STALL_TIMEOUT', 'FLOTILLA_STORE_MAX_BYTES', 'FLOTILLA_STORE_MAX_DISK_PERCENT', 'FLOTILLA_ZERO_COPY', 'FLOTILLA_ZONE',
+      'FLOTILLA_SEND_TO_HOLDERS', 'FLOTILLA_STALL_TIMEOUT', 'FLOTILLA_STORE_MAX_BYTES', 'FLOTILLA_STORE_MAX_DISK_PERCENT', 'FLOTILLA_ZERO_COPY', 'FLOTILLA_ZONE',
     ])
   })
 
