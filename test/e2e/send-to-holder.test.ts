@@ -1,0 +1,143 @@
+// p2p.sendToHolders with real parts (issue 16, pod start): n0's agent holds an image and the upstream is
+// stopped; n1's agent is wired to n1's containerd, so by default it answers containerd's blob GETs with a 307
+// to n0. `ctr images pull` on n1 follows them: every byte goes n0 → containerd once, n1's agent keeps nothing
+// and relays nothing, and afterwards serves the blobs from containerd's store (the node's one copy).
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { generateClusterKey } from '../../src/p2p/cluster-key.js'
+import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
+import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js'
+import { CLI_ENTRY, sumMetric } from '../helpers/flotilla-agent.js'
+import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
+import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
+import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
+import { buildTestImage, hostManifest, OCI_INDEX, OCI_MANIFEST, type TestImage } from '../helpers/test-image.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+const REPO = 'send/holder'
+const NODES = ['up', 'n0', 'n1'] as const
+/** What containerd 1.6 sends when it resolves a tag. */
+const CONTAINERD_ACCEPT = `application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, ${OCI_MANIFEST}, ${OCI_INDEX}, */*`
+
+interface Agent { readonly host: NetnsHost, readonly proc: ProcessHandle, readonly dataDir: string }
+
+void describe('a node agent wired to containerd sends its blob GETs to the peer that holds them (p2p.sendToHolders)', { timeout: 240_000 }, () => {
+  let work: TempDir
+  let cluster: NetnsCluster
+  let image: TestImage
+  let containerd: Containerd
+  let upstream: ProcessHandle | undefined
+  let upHost: string
+  let keyFile: string
+  let ref: string
+  const agents: Agent[] = []
+  const host = (name: typeof NODES[number]): NetnsHost => {
+    const h = cluster.hosts[NODES.indexOf(name)]
+    assert.ok(h !== undefined)
+    return h
+  }
+
+  async function startAgent (name: 'n0' | 'n1', extra: readonly string[] = []): Promise<Agent> {
+    const h = host(name)
+    const dataDir = join(work.path, `data-${name}`)
+    const [cmd, args] = cluster.wrap(h, process.execPath, ['--import', 'tsx', CLI_ENTRY, 'serve',
+      '--listen', '0.0.0.0:5000', '--peer-address', `${h.ip}:5000`, '--data-dir', dataDir,
+      '--p2p-listen', `/ip4/${h.ip}/tcp/5001`, '--bootstrap', `/ip4/${host('n0').ip}/tcp/5001`,
+      '--cluster-key-file', keyFile, '--registry', `${upHost}=http://${upHost}`, '--default-registry', upHost,
+      '--log-level', process.env.FLOTILLA_TEST_LOG_LEVEL ?? 'info', ...extra])
+    const proc = await startProcess(cmd, args, {
+      name: `agent-${name}`, logFile: join(work.path, `agent-${name}.log`), readyTimeoutMs: 40_000, env: { ...process.env, FLOTILLA_CONFIG: '' },
+      readyCheck: async () => (await h.exec('curl', ['-sf', '-o', '/dev/null', 'http://127.0.0.1:5000/healthz'], 5000)).code === 0,
+    })
+    const agent = { host: h, proc, dataDir }
+    agents.push(agent)
+    return agent
+  }
+
+  async function metrics (agent: Agent): Promise<string> {
+    const r = await agent.host.exec('curl', ['-sf', 'http://127.0.0.1:5000/metrics'], 10_000)
+    assert.equal(r.code, 0, r.stderr)
+    return r.stdout
+  }
+
+  before(async () => {
+    work = await makeTempDir('send-to-holder')
+    keyFile = join(work.path, 'cluster.key')
+    await writeFile(keyFile, generateClusterKey(), { mode: 0o600 })
+    ;[cluster, image] = await Promise.all([createNetnsCluster(NODES), buildTestImage({ largeLayerMiB: 12 })])
+    upHost = `${host('up').ip}:5000`
+    ref = `${upHost}/${REPO}:${image.tag}`
+    upstream = await startNetnsRegistry({ cluster, host: host('up'), dir: work.path, addr: upHost })
+    await pushFromNetns(host('up'), image.layoutDir, image.tag, ref)
+    containerd = await startContainerd({ netns: host('n1').ns, logFile: join(work.path, 'containerd-n1.log') })
+  })
+
+  after(async () => {
+    for (const a of agents) await a.proc.stop('SIGTERM', 10_000)
+    await upstream?.stop()
+    await containerd?.stop()
+    await cluster?.destroy()
+    await work?.cleanup()
+  })
+
+  test('ctr pull on n1 with the upstream stopped: every blob comes from n0 directly; n1 keeps none and serves them from containerd after', async (t) => {
+    const m = hostManifest(image)
+    const blobs = [{ digest: m.configDigest, size: m.configSize }, ...m.layers]
+    // n0 gets the image through its API (the tag with containerd's Accept, manifest, blobs) and keeps it; then
+    // the upstream goes.
+    const n0 = await startAgent('n0')
+    for (const path of [`manifests/${image.tag}`, `manifests/${m.digest}`, ...blobs.map((b) => `blobs/${b.digest}`)]) {
+      const r = await n0.host.exec('curl', ['-sf', '-o', '/dev/null', '-H', `Accept: ${CONTAINERD_ACCEPT}`, `http://127.0.0.1:5000/v2/${REPO}/${path}`], 60_000)
+      assert.equal(r.code, 0, `n0 GET ${path}: ${r.stderr}`)
+    }
+    await waitFor(async () => {
+      const held = await readdir(join(n0.dataDir, 'blobs', 'sha256')).catch(() => [] as string[])
+      return blobs.every((b) => held.includes(b.digest.slice(7)))
+    }, { timeoutMs: 30_000, intervalMs: 100, what: "every blob in n0's store" })
+    await upstream?.stop()
+    upstream = undefined
+
+    // n1's agent is wired to its containerd: p2p.sendToHolders is auto, so on.
+    const n1 = await startAgent('n1', ['--containerd-socket', containerd.socket, '--containerd-namespace', containerd.namespace])
+    await waitFor(async () => sumMetric(await metrics(n0), 'flotilla_p2p_peers') >= 1 && sumMetric(await metrics(n1), 'flotilla_p2p_peers') >= 1,
+      { timeoutMs: 30_000, intervalMs: 200, what: 'n0 and n1 to see each other' })
+    const n0Before = sumMetric(await metrics(n0), 'flotilla_served_bytes_total')
+    await writeHostsToml(containerd.certsDir, upHost, { server: `http://${upHost}`, mirrors: [{ url: 'http://127.0.0.1:5000', dialTimeout: '200ms' }] })
+    const started = Date.now()
+    const pulled = await n1.host.exec('ctr', ['--address', containerd.socket, '-n', containerd.namespace, 'images', 'pull', '--snapshotter', containerd.snapshotter,
+      '--hosts-dir', containerd.certsDir, '--plain-http', ref], 120_000)
+    const ms = Date.now() - started
+    const n1Text = await metrics(n1)
+    const n0Text = await metrics(n0)
+    const sent = sumMetric(n1Text, 'flotilla_p2p_sent_to_holder_total')
+    const n0Served = sumMetric(n0Text, 'flotilla_served_bytes_total') - n0Before
+    const blobBytes = blobs.reduce((a, b) => a + b.size, 0)
+    const line = `ctr pull on n1 ${pulled.code === 0 ? 'succeeded' : 'failed'} in ${ms} ms; n1 sent ${sent} of ${blobs.length} blob GETs to n0; ` +
+      `n0 served ${n0Served} B (blobs ${blobBytes} B); n1 served ${sumMetric(n1Text, 'flotilla_served_bytes_total')} B`
+    t.diagnostic(line)
+    console.log(`# ${line}`)
+    assert.equal(pulled.code, 0, pulled.stderr)
+    const check = await containerd.ctr(['images', 'check', `name==${ref}`], { timeoutMs: 10_000 })
+    assert.match(check.stdout, /complete/, check.stdout)
+
+    assert.equal(sent, blobs.length, 'every blob GET was sent to n0')
+    assert.ok(n0Served >= blobBytes, `n0 sent the blobs: ${n0Served} B`)
+    // What n1 served itself is the manifests: no blob byte went through it.
+    assert.ok(sumMetric(n1Text, 'flotilla_served_bytes_total') < blobBytes / 10, 'n1 relayed no blob')
+    const kept = await readdir(join(n1.dataDir, 'blobs', 'sha256')).catch(() => [] as string[])
+    assert.deepEqual(blobs.filter((b) => kept.includes(b.digest.slice(7))), [], "n1's agent kept no copy")
+    for (const b of blobs) assert.equal((await stat(containerd.blobPath(b.digest))).size, b.size, `containerd holds ${b.digest}`)
+
+    // containerd's copy is the node's: n1's agent serves it from there (only-if-cached: nothing else may answer).
+    for (const b of blobs) {
+      const out = join(work.path, `from-n1-${b.digest.slice(7, 19)}`)
+      const r = await n1.host.exec('curl', ['-sf', '-H', 'Cache-Control: only-if-cached', '-o', out, `http://127.0.0.1:5000/v2/${REPO}/blobs/${b.digest}`], 30_000)
+      assert.equal(r.code, 0, `n1 serves ${b.digest} from containerd: ${r.stderr}`)
+      assert.equal(`sha256:${createHash('sha256').update(await readFile(out)).digest('hex')}`, b.digest)
+    }
+    assert.equal(sumMetric(await metrics(n1), 'flotilla_p2p_sent_to_holder_total'), blobs.length, 'held here now: nothing more was sent away')
+  })
+})
