@@ -22,13 +22,15 @@ export function peerParam (target: string): { readonly target: string, readonly 
   const at = target.search(/[?&]flotilla-peer=/)
   if (at === -1) return undefined
   const raw = target.slice(at + PEER_PARAM.length + 2)
-  let credential = ''
+  return { target: target.slice(0, at), credential: raw.includes('&') ? '' : decodeOrEmpty(raw) }
+}
+
+function decodeOrEmpty (s: string): string {
   try {
-    credential = raw.includes('&') ? '' : decodeURIComponent(raw)
+    return decodeURIComponent(s)
   } catch {
-    credential = ''
+    return ''
   }
-  return { target: target.slice(0, at), credential }
 }
 
 /**
