@@ -29,6 +29,8 @@ export interface FlotillaFacts {
   readonly requests: string
   readonly blobsFromPeer: number
   readonly blobsFromUpstream: number
+  /** Blob GETs n1's agent answered with a 307 to the peer holding them (p2p.sendToHolders). */
+  readonly blobsSentToHolder: number
   /** Calls n1's agent made to the (stopped) upstream that failed, each after its retries. */
   readonly upstreamCallsFailed: number
   /** n1's flotilla_request_duration_seconds (request to the end of the response), summed per kind, and the count. */
@@ -228,7 +230,7 @@ export function flotillaDetail (r: Run): string {
     `content by ${r.progress?.contentBy?.toFixed(1) ?? '—'} s, unpack ${r.unpackSeconds?.toFixed(2) ?? '—'} s; ` +
     `n1's agent ${f.n1CpuSeconds.toFixed(2)} CPU s, n0's agent ${f.n0CpuSeconds.toFixed(2)} CPU s, ctr ${r.ctrCpuSeconds.toFixed(2)} CPU s, containerd ${r.containerdCpuSeconds.toFixed(2)} CPU s; ` +
     `mesh after ${(f.meshMs / 1000).toFixed(1)} s; n1 request time (to the response's end): manifests ${perRequest(f.manifestHeaders)}, blobs ${perRequest(f.blobHeaders)}; ` +
-    `n1 requests: ${f.requests}; n1's calls to the stopped upstream that failed (each after its retries): ${f.upstreamCallsFailed}; blobs from a peer ${f.blobsFromPeer}, from upstream ${f.blobsFromUpstream} — ${f.blobsFromPeer > 0 && f.blobsFromUpstream === 0 ? 'served by the peer: yes' : '**served by the peer: no**'}`
+    `n1 requests: ${f.requests}; n1's calls to the stopped upstream that failed (each after its retries): ${f.upstreamCallsFailed}; blobs from a peer ${f.blobsFromPeer} (${f.blobsSentToHolder} of them by a 307 to it), from upstream ${f.blobsFromUpstream} — ${f.blobsFromPeer > 0 && f.blobsFromUpstream === 0 ? 'served by the peer: yes' : '**served by the peer: no**'}`
 }
 
 export function ordinal (i: number): string {

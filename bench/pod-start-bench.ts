@@ -79,13 +79,13 @@ class Bench {
    * An agent in node i's namespace, p2p on; the upstream is its only registry. Both bootstrap from n0's address (a
    * seed, as a DNS name listing the nodes would be): n0 finds only itself there and is ready alone, n1 dials n0.
    */
-  async startAgent (i: 0 | 1, dataDir: string): Promise<DistAgent> {
+  async startAgent (i: 0 | 1, dataDir: string, extra: readonly string[] = []): Promise<DistAgent> {
     const { host, port, p2pPort } = this.nodes[i]
     const seed = this.nodes[0]
     const agent = await startDistAgent({
       name: `agent-n${i}`, netns: host.ns, listen: `0.0.0.0:${port}`, dataDir, logFile: `${dataDir}.log`, readyTimeoutMs: 60_000,
       args: ['--peer-address', `${host.ip}:${port}`, '--registry', `${this.upstreamAddr}=http://${this.upstreamAddr}`, '--default-registry', this.upstreamAddr,
-        '--p2p-listen', `/ip4/${host.ip}/tcp/${p2pPort}`, '--cluster-key-file', this.keyFile, '--bootstrap', `/ip4/${seed.host.ip}/tcp/${seed.p2pPort}`],
+        '--p2p-listen', `/ip4/${host.ip}/tcp/${p2pPort}`, '--cluster-key-file', this.keyFile, '--bootstrap', `/ip4/${seed.host.ip}/tcp/${seed.p2pPort}`, ...extra],
     })
     this.teardown.add(`${agent.name} (${dataDir})`, agent.stop)
     return agent
@@ -155,7 +155,8 @@ class Bench {
     if (n0 === undefined) throw new Error('seedPeer first')
     const dataDir = join(this.workDir, `n1-data-${round}`)
     if (await access(dataDir).then(() => true, () => false)) throw new Error(`${dataDir} exists: n1's agent must start empty`)
-    const n1 = await this.startAgent(1, dataDir)
+    // Wired to this run's containerd, as on a node: p2p.sendToHolders (auto) is then on.
+    const n1 = await this.startAgent(1, dataDir, ['--containerd-socket', ctrd.socket, '--containerd-namespace', ctrd.namespace])
     try {
       const joining = Date.now()
       await waitFor(async () => await n1.metric('flotilla_p2p_peers') >= 1 && await n0.metric('flotilla_p2p_peers') >= 1,
@@ -178,7 +179,7 @@ class Bench {
       const flotilla: FlotillaFacts = {
         n1CpuSeconds: n1Cpu ?? NaN, n0CpuSeconds: n0Cpu ?? NaN, meshMs,
         requests: requests.length === 0 ? 'none counted' : requests.map(([k, r, n]) => `${k} ${r} ${n}`).join(', '),
-        blobsFromPeer: count('blob', 'peer'), blobsFromUpstream: count('blob', 'upstream'),
+        blobsFromPeer: count('blob', 'peer'), blobsFromUpstream: count('blob', 'upstream'), blobsSentToHolder: sumMetric(metrics, 'flotilla_p2p_sent_to_holder_total'),
         upstreamCallsFailed: sumMetric(metrics, 'flotilla_upstream_endpoint_requests_total', { result: 'failed' }),
         manifestHeaders: headers('manifest'), blobHeaders: headers('blob'),
       }
@@ -282,7 +283,7 @@ async function main (teardown: Teardown): Promise<void> {
       `Load average (1 min): ${machine.load1.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end`,
       `Image: the test image's linux/${hostArchitecture()} manifest alone (single platform; busybox layer + ${largeLayerMiB} MiB of seeded random bytes, gzip-wrapped by umoci, so incompressible): ${layout.layers} layers, ${layout.bytes} bytes of manifest, config and layers`,
       `containerd: ${ctrVersion}, a fresh one for every run (own root, state, socket and certs.d; snapshotter ${snapshotter}), running in n1's network namespace; every ctr command runs there too (ctr 1.6 fetches in the client and has containerd unpack). Time = wall time of the ctr command, i.e. content fetched or imported **and unpacked**; checked after each run: \`ctr images ls\` lists the ref and the snapshotter holds ${layout.layers} committed snapshots`,
-      `flotilla: two built agents (\`node dist/cli/main.js serve\`, log level warn) in namespaces n0 and n1, p2p on (same cluster key; both bootstrap from n0's address, so n1 dials n0). n0's agent got the image through its API (tag with containerd's Accept, manifest, config, layers by curl) from the upstream (${registryVersion} in a third namespace), then the upstream was **stopped**. Each run: a new n1 agent on a fresh data dir joins the mesh (both count a peer), then containerd pulls \`${refs.flotilla}\` with a hosts.toml (\`--hosts-dir\`) naming n1's agent on 127.0.0.1 first and the upstream as server. The agents are not wired to containerd (no --containerd-socket)`,
+      `flotilla: two built agents (\`node dist/cli/main.js serve\`, log level warn) in namespaces n0 and n1, p2p on (same cluster key; both bootstrap from n0's address, so n1 dials n0). n0's agent got the image through its API (tag with containerd's Accept, manifest, config, layers by curl) from the upstream (${registryVersion} in a third namespace), then the upstream was **stopped**. Each run: a new n1 agent on a fresh data dir, wired to that run's containerd (\`--containerd-socket\`, so \`p2p.sendToHolders\` is on: a blob GET that n0 holds is answered with a 307 to n0), joins the mesh (both count a peer), then containerd pulls \`${refs.flotilla}\` with a hosts.toml (\`--hosts-dir\`) naming n1's agent on 127.0.0.1 first and the upstream as server. n0's agent is not wired to containerd`,
       `ctr import: \`ctr images import --platform linux/${hostArchitecture()} --snapshotter ${snapshotter} FILE\` (unpacks, ctr's default) of an oci-archive written once before the runs by ${skopeoVersion} from the same layout (${archiveBytes} bytes, digests kept), read from the page cache`,
       `loopback Distribution: ${registryVersion} on n1's 127.0.0.1 (its own storage, the image pushed before the runs); \`ctr images pull --plain-http\``,
       `${rounds} round(s); round i runs the three ways in the order rotated by i; \`sync\` before every run and ${SETTLE_MS / 1000} s of quiet after containerd (and n1's agent) started, outside the timing; nothing is dropped from the page cache`,
@@ -291,7 +292,7 @@ async function main (teardown: Teardown): Promise<void> {
     table,
     notes: [
       `Target: flotilla ≤ ${TARGET_VS_IMPORT.toFixed(2)}× ctr import: ${ratio.toFixed(2)}× — ${isMet ? 'met' : '**not met**'}. Against the loopback Distribution: ${loopbackRatio.toFixed(2)}×.`,
-      `Every flotilla run served by the peer (n1's agent counted blobs with result peer, none upstream): ${byWay.flotilla.every((r) => (r.flotilla?.blobsFromPeer ?? 0) > 0 && r.flotilla?.blobsFromUpstream === 0) ? 'yes' : '**no**'}.`,
+      `Every flotilla run served by the peer (n1's agent counted blobs with result peer, none upstream): ${byWay.flotilla.every((r) => (r.flotilla?.blobsFromPeer ?? 0) > 0 && r.flotilla?.blobsFromUpstream === 0) ? 'yes' : '**no**'}; blob GETs n1 sent to n0 with a 307, per run: ${byWay.flotilla.map((r) => r.flotilla?.blobsSentToHolder ?? '—').join(', ')} (of ${layout.layers + 1} blobs).`,
       breakdownNote(byWay),
       ['Details:',
         ...WAYS.map((w) => `- ${WAY_LABELS[w]}: runs ${runsOf(byWay[w], (r) => r.seconds)} s (round order: ${byWay[w].map((r) => ordinal(r.position)).join(', ')}); ` +
