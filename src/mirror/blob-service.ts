@@ -96,8 +96,10 @@ export class BlobService {
     return await this.#answer(req, fetch)
   }
 
-  /** Peers found within a tight budget, then the upstream (several attempts, for resuming), then peers found later. */
-  /** `sendTo` (and no attempts) when `maySend` and a peer holds the blob (RemoteContent.blobSources). */
+  /**
+   * Peers found within a tight budget, then the upstream (several attempts, for resuming), then peers found
+   * later; or `sendTo` (and no attempts) when `maySend` and a peer holds the blob (RemoteContent.blobSources).
+   */
   async #sources (req: MirrorRequest, digest: Digest, maySend = false): Promise<{ attempts: BlobSourceAttempt[], sendTo?: string }> {
     const what = `blob ${req.registry}/${req.repository}@${digest}`
     const remote = remoteFor(req, this.#o.remote)
