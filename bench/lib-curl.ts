@@ -17,12 +17,14 @@ export interface CurlOptions {
   /** Per transfer; default 120 s. */
   readonly maxTimeS?: number
   readonly headers?: readonly string[]
+  /** Follow redirects (`-L`), as containerd does; the figures are then those of the last response. */
+  readonly follow?: boolean
 }
 
 /** GETs each URL in turn on one connection (one curl process), bodies to /dev/null. */
 export async function curlGet (urls: readonly string[], o: CurlOptions = {}): Promise<CurlResult[]> {
   const maxTimeS = o.maxTimeS ?? 120
-  const args = ['-sS', '--max-time', String(maxTimeS), '-w', '%{http_code} %{size_download} %{time_total}\\n',
+  const args = ['-sS', ...(o.follow === true ? ['-L'] : []), '--max-time', String(maxTimeS), '-w', '%{http_code} %{size_download} %{time_total}\\n',
     ...(o.headers ?? []).flatMap((h) => ['-H', h])]
   for (const url of urls) args.push('-o', '/dev/null', url)
   const [cmd, argv] = o.netns === undefined ? ['curl', args] : ['ip', ['netns', 'exec', o.netns, 'curl', ...args]]

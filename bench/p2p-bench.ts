@@ -30,7 +30,9 @@ const BOOTSTRAP_PEERS = 3
 /** Quiet time between the mesh forming (or the agents starting) and the pull, so joining is over. */
 const SETTLE_MS = 2000
 
-type Mode = 'p2p' | 'upstream'
+/** `p2p-send`: P2P with every agent's clients sent to the peer holding a blob, or to its owner (`--send-to-holders on`, curl -L), as on nodes wired to containerd. */
+type Mode = 'p2p' | 'p2p-send' | 'upstream'
+const MODE_LABELS: Readonly<Record<Mode, string>> = { p2p: 'P2P on', 'p2p-send': 'P2P, clients sent to holders', upstream: 'each from upstream' }
 
 interface RunResult {
   readonly n: number
@@ -163,8 +165,9 @@ class Bench {
     const started = await Promise.allSettled(Array.from({ length: n }, async (_, i) => {
       const h = this.host(i + 1)
       const args = ['--peer-address', `${h.ip}:5000`, '--registry', `${this.upstreamAddress}=http://${this.upstreamAddress}`, '--default-registry', this.upstreamAddress]
-      if (mode === 'p2p') {
+      if (mode !== 'upstream') {
         args.push('--p2p-listen', `/ip4/${h.ip}/tcp/5001`, '--cluster-key-file', this.keyFile, ...bootstrap.flatMap((b) => ['--bootstrap', b]))
+        args.push('--send-to-holders', mode === 'p2p-send' ? 'on' : 'off')
       }
       return await startDistAgent({
         name: `agent-${i}`, netns: h.ns, listen: '0.0.0.0:5000', dataDir: join(runDir, `data-${i}`), args,
@@ -188,14 +191,14 @@ class Bench {
   }
 
   /** Every agent GETs the index by tag, its platform's manifest, config and layers; all start together. */
-  async pullAll (agents: readonly DistAgent[]): Promise<{ seconds: number, fastestSeconds: number, slowestSteps: number[] }> {
+  async pullAll (agents: readonly DistAgent[], follow: boolean): Promise<{ seconds: number, fastestSeconds: number, slowestSteps: number[] }> {
     const m = hostManifest(this.image)
     const base = 'http://127.0.0.1:5000/v2/' + REPO
     const urls = [`${base}/manifests/${this.image.tag}`, `${base}/manifests/${m.digest}`, `${base}/blobs/${m.configDigest}`, ...m.layers.map((l) => `${base}/blobs/${l.digest}`)]
     const sizes = [this.image.indexSize, m.size, m.configSize, ...m.layers.map((l) => l.size)]
     const started = performance.now()
     const done = await Promise.all(agents.map(async (a, i) => {
-      const results = await curlGet(urls, { netns: this.host(i + 1).ns, maxTimeS: 600, headers: [`Accept: ${OCI_INDEX}, ${OCI_MANIFEST}`] })
+      const results = await curlGet(urls, { netns: this.host(i + 1).ns, maxTimeS: 600, headers: [`Accept: ${OCI_INDEX}, ${OCI_MANIFEST}`], follow })
       const seconds = (performance.now() - started) / 1000
       results.forEach((r, j) => {
         if (r.status !== 200 || r.bytes !== sizes[j]) throw new Error(`${a.name}: GET ${r.url}: status ${r.status}, ${r.bytes} of ${sizes[j]} bytes`)
@@ -207,15 +210,21 @@ class Bench {
     return { seconds: slowest.seconds, fastestSeconds: Math.min(...done.map((d) => d.seconds)), slowestSteps: slowest.steps }
   }
 
-  /** Each agent's store holds the config and every layer, whole (the agent verified the digests). */
-  async assertStored (agents: readonly DistAgent[]): Promise<void> {
+  /**
+   * Each agent's store holds the config and every layer, whole (the agent verified the digests); with clients
+   * sent to holders only the agents that served bytes keep them, so then some agent holds each blob.
+   */
+  async assertStored (agents: readonly DistAgent[], mode: Mode): Promise<void> {
     const m = hostManifest(this.image)
-    for (const a of agents) {
-      for (const d of [{ digest: m.configDigest, size: m.configSize }, ...m.layers]) {
-        const path = join(a.dataDir, 'blobs', 'sha256', d.digest.slice('sha256:'.length))
-        // A client has its last byte once the bytes verified; the store's fsync and rename may still be under way.
-        await waitFor(async () => await stat(path).then((s) => s.size === d.size, () => false), { timeoutMs: 30_000, intervalMs: 100, what: `${a.name}: ${path} to hold ${d.size} bytes` })
-      }
+    const blobs = [{ digest: m.configDigest, size: m.configSize }, ...m.layers]
+    const holds = async (a: DistAgent, d: { digest: string, size: number }): Promise<boolean> =>
+      await stat(join(a.dataDir, 'blobs', 'sha256', d.digest.slice('sha256:'.length))).then((s) => s.size === d.size, () => false)
+    // A client has its last byte once the bytes verified; the store's fsync and rename may still be under way.
+    for (const d of blobs) {
+      await waitFor(async () => {
+        const held = await Promise.all(agents.map(async (a) => await holds(a, d)))
+        return mode === 'p2p-send' ? held.some(Boolean) : held.every(Boolean)
+      }, { timeoutMs: 30_000, intervalMs: 100, what: `${mode === 'p2p-send' ? 'an agent' : 'every agent'} to hold ${d.size} bytes of ${d.digest}` })
     }
   }
 
@@ -245,17 +254,17 @@ class Bench {
     await mkdir(runDir)
     try {
       const agents = await this.startAgents(n, mode, runDir)
-      const mesh = mode === 'p2p' && n > 1 ? await this.waitForMesh(agents) : undefined
+      const mesh = mode !== 'upstream' && n > 1 ? await this.waitForMesh(agents) : undefined
       await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
       const pids = agents.map((a) => a.process.pid)
       const idleRssBytes = await maxRss(pids)
       const offset = (await stat(this.accessLog)).size
       const cpuBefore = await totalCpuSeconds(pids)
       const rss = new RssPeak(pids).start()
-      const { seconds, fastestSeconds, slowestSteps } = await this.pullAll(agents)
+      const { seconds, fastestSeconds, slowestSteps } = await this.pullAll(agents, mode === 'p2p-send')
       const peakRssBytes = await rss.stop()
       const agentCpuSeconds = await totalCpuSeconds(pids) - cpuBefore
-      await this.assertStored(agents)
+      await this.assertStored(agents, mode)
       // Distribution writes the access log line once the response is done: give it a moment.
       await new Promise((resolve) => setTimeout(resolve, 300))
       const traffic = await upstreamBlobTraffic(this.accessLog, offset)
@@ -287,7 +296,7 @@ function rateSection (rate: string, results: readonly RunResult[], oneCopy: numb
     ['Agents', 'Mode', 'Seconds (all hold it)', 'vs N=1', 'CPU floor here, s', 'Fastest agent, s', 'Upstream blob bytes', '× one copy', 'Upstream blob GETs', 'Agents\' CPU during pull, s', `Blob requests counted: ${BLOB_RESULTS.join(' / ')}`, 'Agent RSS max, idle / peak during pull, MiB', 'Mesh before the pull'],
     results.map((r) => [
       String(r.n),
-      r.mode === 'p2p' ? 'P2P on' : 'each from upstream',
+      MODE_LABELS[r.mode],
       r.seconds.toFixed(2),
       `${(r.seconds / baseline.seconds).toFixed(2)}×`,
       floor(r.n).toFixed(2),
@@ -306,15 +315,20 @@ function rateSection (rate: string, results: readonly RunResult[], oneCopy: numb
     ]),
   )
   const top = results.find((r) => r.n === maxN && r.mode === 'p2p')
-  const p2pRuns = results.filter((r) => r.mode === 'p2p')
+  const p2pRuns = results.filter((r) => r.mode !== 'upstream')
+  const sent = results.find((r) => r.n === maxN && r.mode === 'p2p-send')
+  const direct = results.find((r) => r.n === maxN && r.mode === 'upstream')
   const targets = [
     top === undefined
       ? undefined
       : `- N=${maxN} with P2P takes ≤ 2× the time of N=1: ${top.seconds.toFixed(2)} s vs ${baseline.seconds.toFixed(2)} s = ${(top.seconds / baseline.seconds).toFixed(2)}× — ${top.seconds <= 2 * baseline.seconds ? 'met' : '**not met**'}` +
         (floor(maxN) > 2 * baseline.seconds ? ` (out of reach on this machine: the CPU floor for ${maxN} agents is ${floor(maxN).toFixed(2)} s)` : ''),
-    `- Upstream blob bytes 1× one copy with P2P on: ${p2pRuns.map((r) => `N=${r.n} ${(r.upstreamBlobBytes / oneCopy).toFixed(2)}×`).join(', ')} — ${p2pRuns.every((r) => r.upstreamBlobBytes === oneCopy) ? 'met' : '**not met**'}`,
+    `- Upstream blob bytes 1× one copy with P2P on: ${p2pRuns.map((r) => `N=${r.n} ${MODE_LABELS[r.mode]} ${(r.upstreamBlobBytes / oneCopy).toFixed(2)}×`).join(', ')} — ${p2pRuns.every((r) => r.upstreamBlobBytes === oneCopy) ? 'met' : '**not met**'}`,
+    sent === undefined || direct === undefined
+      ? undefined
+      : `- N=${maxN}, clients sent to holders (as containerd is): ${sent.seconds.toFixed(2)} s = ${(sent.seconds / baseline.seconds).toFixed(2)}× N=1 (issue 16: ≤ 1.1× at 100 Mbit/s); agents' CPU ${sent.agentCpuSeconds.toFixed(1)} s = ${(sent.agentCpuSeconds / direct.agentCpuSeconds).toFixed(2)}× that of ${maxN} pulls each from upstream (issue 16: ≤ 1.0× at 1 Gbit/s)`,
   ].filter((t): t is string => t !== undefined)
-  const label = (r: RunResult): string => `N=${r.n} ${r.mode === 'p2p' ? 'P2P on' : 'each from upstream'}`
+  const label = (r: RunResult): string => `N=${r.n} ${MODE_LABELS[r.mode]}`
   return [
     `## Upstream capped at ${rate}`,
     '',
@@ -367,6 +381,7 @@ async function main (teardown: Teardown): Promise<void> {
     const results: RunResult[] = [await bench.run(1, 'upstream'), await bench.run(1, 'p2p')]
     for (const n of counts) {
       results.push(await bench.run(n, 'p2p'))
+      results.push(await bench.run(n, 'p2p-send'))
       results.push(await bench.run(n, 'upstream'))
     }
     sections.push(rateSection(rate, results, oneCopy, maxN, machine.nproc))
@@ -381,7 +396,7 @@ async function main (teardown: Teardown): Promise<void> {
       `Image: the multi-arch test image; this platform's config and layers are ${oneCopy} bytes (${(oneCopy / MIB).toFixed(1)} MiB, large layer ${largeLayerMiB} MiB of random data)`,
       `Upstream: Distribution 2.8 in its own network namespace, its egress capped (tc tbf) at ${rates.join(', then ')}; every agent in its own namespace on one bridge`,
       'Pull: at the same moment every agent is asked (curl inside its namespace, bodies to /dev/null) for the index by tag, the manifest, the config and each layer, in that order; time is until the last agent has them all',
-      `P2P on: --p2p-listen, --bootstrap (the first ${BOOTSTRAP_PEERS} agents), --cluster-key-file; the pull starts ${SETTLE_MS / 1000} s after every agent counts N-1 peers. Each from upstream: same agents without P2P (also ${SETTLE_MS / 1000} s after start)`,
+      `P2P on: --p2p-listen, --bootstrap (the first ${BOOTSTRAP_PEERS} agents), --cluster-key-file, --send-to-holders off (every agent relays and keeps a copy); the pull starts ${SETTLE_MS / 1000} s after every agent counts N-1 peers. P2P, clients sent to holders: the same with --send-to-holders on and curl -L, as on nodes whose agent is wired to containerd (containerd follows the 307s and keeps the node's copy; here curl keeps nothing, and only the agents that served bytes hold them). Each from upstream: same agents without P2P (also ${SETTLE_MS / 1000} s after start)`,
       'RSS: VmRSS of each agent\'s node process (`ip netns exec` execs node), the largest over the agents: after start (and the mesh), and the peak sampled every 100 ms during the pull',
       `CPU floor: all N agents and their curl clients share this machine's ${machine.nproc} cores, so N agents cannot finish before N × (CPU seconds of the lone agent's pull) / ${machine.nproc}; on a real cluster each node brings its own cores`,
     ],

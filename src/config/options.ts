@@ -171,7 +171,7 @@ export const OPTIONS = [
   }),
   option('p2p.sendToHolders', z.enum(['auto', 'on', 'off']), {
     default: 'auto', env: 'FLOTILLA_SEND_TO_HOLDERS', flag: '--send-to-holders <auto|on|off>',
-    help: 'a client\'s blob GET that nothing here has but a peer holds: on answers a 307 to that peer (the bytes go to the client once, not through this agent), off relays and keeps it here, auto is on when containerd.socket is set (containerd keeps the node\'s copy, which this agent serves from)',
+    help: 'a client\'s blob GET that nothing here has: on answers a 307 to a peer that holds it, or while none does to the digest\'s owner within its fan-out (the bytes go to the client once, not through this agent); off relays and keeps it here; auto is on when containerd.socket is set (containerd keeps the node\'s copy, which this agent serves from)',
   }),
   option('p2p.ownerFanout', z.coerce.number().int().min(1).max(1000), {
     default: 4, env: 'FLOTILLA_OWNER_FANOUT', flag: '--owner-fanout <n>',

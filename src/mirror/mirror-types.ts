@@ -14,6 +14,8 @@ export interface MirrorRequest {
   readonly noPeers?: boolean
   /** Ask the upstream about a tag even while its record is fresh (the pre-cache's refresh). */
   readonly revalidate?: boolean
+  /** `host:port` the client reached this node at (its Host header): where a place it is sent to may send it back. */
+  readonly clientHost?: string
 }
 
 export interface ManifestResult {

@@ -1,9 +1,9 @@
 import type { IncomingMessage } from 'node:http'
 import { firstHeader } from '../http/first-header.js'
 import type { Digest } from '../oci/index.js'
-import type { Admission, OwnedBlobTicket, PeerPolicy } from '../server/peer-policy.js'
+import { PEER_BACK_PARAM, peerParam, type Admission, type OwnedBlobTicket, type PeerPolicy } from '../server/peer-policy.js'
 import type { OwnerFanout } from './owner-fanout.js'
-import { checkPeerRequest, PEER_DIRECT_HEADER, PEER_FROM_HEADER } from './peer-auth.js'
+import { checkPeerRequest, PEER_DIRECT_HEADER, PEER_FROM_HEADER, PEER_HEADER } from './peer-auth.js'
 import type { PeerCredentials } from './peer-credentials.js'
 import { isHostPort } from './router.js'
 
@@ -37,6 +37,15 @@ export class HttpPeerPolicy implements PeerPolicy {
    */
   enterOwnedBlob (req: IncomingMessage, digest: Digest): OwnedBlobTicket | undefined {
     if (req.headers[PEER_DIRECT_HEADER] !== undefined) return undefined
+    const sent = firstHeader(req.headers, PEER_HEADER) === undefined ? peerParam(req.url ?? '/') : undefined
+    if (sent !== undefined) {
+      // A node's client sent here (signed location): served while the fan-out has room, else sent back to its
+      // node (which then gets the blob through the tree), or served here if it did not say where that is.
+      const back = new URLSearchParams(sent.target.slice(sent.target.indexOf('?') + 1)).get(PEER_BACK_PARAM)
+      const ticket = this.#o.ownerFanout.enterLeaf(digest)
+      if (ticket !== undefined || back === null || !isHostPort(back)) return ticket
+      return { redirectTo: back, leave: () => {} }
+    }
     const peer = firstHeader(req.headers, PEER_FROM_HEADER)
     if (peer === undefined || !isHostPort(peer)) return undefined
     return this.#o.ownerFanout.enter(digest, peer)

@@ -46,13 +46,7 @@ export class OwnerFanout {
 
   /** `peer` (its `host:port`) asks this owner for `digest`. */
   enter (digest: string, peer: string): FanoutTicket {
-    this.#forgetIdle()
-    let state = this.#digests.get(digest)
-    if (state === undefined) {
-      state = { streams: 0, nodes: new Map(), lastActive: this.#now() }
-      this.#digests.set(digest, state)
-    }
-    state.lastActive = this.#now()
+    const state = this.#stateOf(digest)
     // A peer of the tree asking again (its source failed) is served here: never sent down its own branch.
     if (state.streams < this.#limit || state.nodes.has(peer)) return this.#serve(state, peer)
     for (const [node, children] of state.nodes) {
@@ -64,14 +58,37 @@ export class OwnerFanout {
     return this.#serve(state, peer)
   }
 
+  /**
+   * A client another node sent here for `digest` (it passes nothing on): served here while this owner streams
+   * the digest to fewer than `limit`, undefined past that (the node must then get it itself, through the tree).
+   */
+  enterLeaf (digest: string): FanoutTicket | undefined {
+    const state = this.#stateOf(digest)
+    if (state.streams >= this.#limit) return undefined
+    return this.#serve(state, undefined)
+  }
+
   /** Digests with a tree now (for tests and the status page). */
   get size (): number {
     return this.#digests.size
   }
 
-  #serve (state: DigestState, peer: string): FanoutTicket {
+  /** The digest's tree, made if needed, marked active now. */
+  #stateOf (digest: string): DigestState {
+    this.#forgetIdle()
+    let state = this.#digests.get(digest)
+    if (state === undefined) {
+      state = { streams: 0, nodes: new Map(), lastActive: this.#now() }
+      this.#digests.set(digest, state)
+    }
+    state.lastActive = this.#now()
+    return state
+  }
+
+  /** A stream served here; `peer`, when it passes the blob on, joins the tree. */
+  #serve (state: DigestState, peer: string | undefined): FanoutTicket {
     state.streams++
-    if (!state.nodes.has(peer)) state.nodes.set(peer, 0)
+    if (peer !== undefined && !state.nodes.has(peer)) state.nodes.set(peer, 0)
     let isLeft = false
     return {
       leave: () => {

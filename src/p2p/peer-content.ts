@@ -156,7 +156,7 @@ export class PeerContent implements RemoteContent {
     // The owner too asks a peer that already holds the blob (a bundle loaded there, an earlier pull) before
     // its upstream: the bytes stay in the cluster, and a registry that is down costs nothing.
     const found = (await this.providers(digest, req.signal)).filter((p) => this.#isTrusted(digest, p))
-    const sendTo = maySend ? this.#sendTo(found, req, digest) : undefined
+    const sendTo = maySend ? this.#sendTo(found, owner, req, digest) : undefined
     if (sendTo !== undefined) return { first: [], last: [], sendTo }
     const holders = found.map((p) => this.#holderAttempt(p, req, digest))
     // A slow first holder is hedged with the second; the rest stay in line for resuming.
@@ -167,23 +167,32 @@ export class PeerContent implements RemoteContent {
   }
 
   /**
-   * Where this node's client gets the blob itself: a signed location at a holder this node is connected to (a
-   * provider record may outlive its peer), unless a client was sent there for this digest a moment ago.
+   * Where this node's client gets the blob itself, unless a client was sent away for this digest a moment ago:
+   * a signed location at a holder this node is connected to (a provider record may outlive its peer), or, when
+   * nobody holds it yet, at the digest's owner, which serves it within its fan-out and past that sends the
+   * client back here (to `req.clientHost`), where it is then served.
    */
-  #sendTo (found: readonly PeerInfo[], req: MirrorRequest, digest: Digest): string | undefined {
+  #sendTo (found: readonly PeerInfo[], owner: PeerInfo | undefined, req: MirrorRequest, digest: Digest): string | undefined {
     const now = Date.now()
     const until = this.#sent.get(digest)
     if (until !== undefined && until > now) return undefined
     const live = new Set(this.#o.router.peers().map((p) => p.id))
     const holder = found.find((p) => live.has(p.id))
-    if (holder === undefined) return undefined
+    const back = req.clientHost !== undefined && isHostPort(req.clientHost) ? req.clientHost : undefined
+    const target = blobTarget(req, digest)
+    let location: string | undefined
+    if (holder !== undefined) location = signedLocation(this.#o.credentials, holder.httpAddress, target)
+    else if (found.length === 0 && owner !== undefined && back !== undefined && this.#isTrusted(digest, owner)) {
+      location = signedLocation(this.#o.credentials, owner.httpAddress, target, 'owner', back)
+    }
+    if (location === undefined) return undefined
     this.#sent.delete(digest)
     this.#sent.set(digest, now + SENT_ONCE_MS)
     for (const [key, expires] of this.#sent) {
       if (this.#sent.size <= MAX_REMEMBERED && expires > now) break
       this.#sent.delete(key)
     }
-    return signedLocation(this.#o.credentials, holder.httpAddress, blobTarget(req, digest))
+    return location
   }
 
   #laterHolders (req: MirrorRequest, digest: Digest): BlobSourceAttempt {

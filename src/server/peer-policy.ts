@@ -15,6 +15,20 @@ export const PEER_HEADER = 'x-flotilla-peer'
 export const PEER_PARAM = 'flotilla-peer'
 
 /**
+ * On a location that sends a node's client to a digest's owner (signed with it): `host:port` the client reached
+ * its node at, where the owner sends it back when it streams the digest to enough others already.
+ */
+export const PEER_BACK_PARAM = 'flotilla-back'
+
+/** The query without this node's own parameters (PEER_PARAM, PEER_BACK_PARAM): what a location passes on. */
+export function withoutPeerParams (params: URLSearchParams): string {
+  const kept = new URLSearchParams(params)
+  kept.delete(PEER_PARAM)
+  kept.delete(PEER_BACK_PARAM)
+  return kept.toString()
+}
+
+/**
  * The credential a request target carries in `PEER_PARAM`, and the target it signs (everything before it);
  * `credential` is empty when the parameter is there but is not the last one, or is badly encoded.
  */

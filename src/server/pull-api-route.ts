@@ -6,7 +6,7 @@ import type { Metrics, RequestKind, RequestResult } from '../metrics/metrics.js'
 import type { Mirror, MirrorRequest } from '../mirror/mirror.js'
 import { normalizeRegistry, normalizeRepository, OciError, type Digest } from '../oci/index.js'
 import { parseApiPath, type ApiRoute } from './api-route.js'
-import type { PeerPolicy } from './peer-policy.js'
+import { withoutPeerParams, type PeerPolicy } from './peer-policy.js'
 import { parseRangeHeader } from './range-header.js'
 import { renameTagList } from './rename-tag-list.js'
 import type { Route } from './route.js'
@@ -111,7 +111,8 @@ async function serveRoute (route: ApiRoute, mreq: MirrorRequest, isOwnerAsked: b
       // A peer asking this node, the digest's owner: served here, or sent on to a peer already getting it.
       const ticket = isHead || !isOwnerAsked ? undefined : o.peerPolicy.enterOwnedBlob(req, route.digest)
       if (ticket?.redirectTo !== undefined) {
-        res.writeHead(307, { ...API_HEADERS, location: `http://${ticket.redirectTo}${target.rawPathname}${target.query === '' ? '' : `?${target.query}`}`, 'content-length': '0' })
+        const query = withoutPeerParams(target.params)
+        res.writeHead(307, { ...API_HEADERS, location: `http://${ticket.redirectTo}${target.rawPathname}${query === '' ? '' : `?${query}`}`, 'content-length': '0' })
         res.end()
         o.metrics.ownerRedirects.inc()
         return 'peer'
@@ -146,7 +147,8 @@ async function serveBlob (digest: Digest, mreq: MirrorRequest, req: IncomingMess
   const isHead = req.method === 'HEAD'
   // A request with Range is a resume: the place a client was sent to failed it, so it is served from here.
   const maySend = o.sendToHolders === true && !isHead && req.headers.range === undefined
-  const b = await o.mirror.getBlob(mreq, digest, maySend)
+  const host = req.headers.host
+  const b = await o.mirror.getBlob(maySend && host !== undefined ? { ...mreq, clientHost: host } : mreq, digest, maySend)
   if ('sendTo' in b) {
     res.writeHead(307, { ...API_HEADERS, location: b.sendTo, 'content-length': '0' })
     res.end()

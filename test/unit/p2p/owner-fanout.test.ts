@@ -51,3 +51,15 @@ void test('idle trees are forgotten after the linger time; bad limits are refuse
   assert.throws(() => new OwnerFanout({ limit: 0 }), TypeError)
   assert.throws(() => new OwnerFanout({ limit: 1.5 }), TypeError)
 })
+
+void test('clients other nodes sent here (leaves) take places of the limit but never join the tree', () => {
+  const f = new OwnerFanout({ limit: 2 })
+  const leaves = [f.enterLeaf(D), f.enterLeaf(D)]
+  assert.ok(leaves.every((t) => t !== undefined && t.redirectTo === undefined))
+  assert.equal(f.enterLeaf(D), undefined, 'past the limit a leaf is refused (its node gets it through the tree)')
+  leaves[0]?.leave()
+  assert.notEqual(f.enterLeaf(D), undefined, 'a finished leaf frees its place')
+  // A node that relays is served here: no node of the tree to send it to, the leaves pass nothing on.
+  assert.equal(f.enter(D, 'p1:5000').redirectTo, undefined)
+  assert.equal(f.enter(D, 'p2:5000').redirectTo, 'p1:5000')
+})

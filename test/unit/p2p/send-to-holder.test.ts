@@ -18,6 +18,7 @@ import { OwnerFanout } from '../../../src/p2p/owner-fanout.js'
 import { peerToken } from '../../../src/p2p/peer-auth.js'
 import { PEER_DISPATCHER_DEFAULTS, PeerContent } from '../../../src/p2p/peer-content.js'
 import { PEER_CLOCK_WINDOW_MS, PeerCredentials } from '../../../src/p2p/peer-credentials.js'
+import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 import type { Router } from '../../../src/p2p/router.js'
 import { createRegistryHandler } from '../../../src/server/registry-handler.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
@@ -59,6 +60,10 @@ interface AgentOptions {
   /** The router its PeerContent sees (default: its MemoryRouter). */
   readonly view?: (router: MemoryRouter) => Router
   readonly upstreamGets?: string[]
+  /** Default: no owner routing (only holders), and the upstream of upstreamOf. */
+  readonly isOwnerRouting?: boolean
+  readonly ownerFanout?: number
+  readonly upstream?: Upstream
 }
 
 async function startAgent (network: MemoryRouterNetwork, id: string, o: AgentOptions): Promise<TestAgent> {
@@ -70,12 +75,12 @@ async function startAgent (network: MemoryRouterNetwork, id: string, o: AgentOpt
   const metrics = new Metrics({ defaultMetrics: false })
   const credentials = o.credentials ?? peerToken(CLUSTER_KEY)
   const dispatcher = new Agent(PEER_DISPATCHER_DEFAULTS)
-  const content = new PeerContent({ router: o.view?.(router) ?? router, dispatcher, credentials, logger, findBudgetMs: 200, isOwnerRouting: false })
+  const content = new PeerContent({ router: o.view?.(router) ?? router, dispatcher, credentials, logger, findBudgetMs: 200, isOwnerRouting: o.isOwnerRouting ?? false })
   const store = new MemoryBlobStore()
-  const mirror = new Mirror({ store, tags: new MemoryTagIndex(), upstream: upstreamOf(o.upstreamGets ?? []), remote: content, tagTtlMs: () => 60_000, metrics, logger })
+  const mirror = new Mirror({ store, tags: new MemoryTagIndex(), upstream: o.upstream ?? upstreamOf(o.upstreamGets ?? []), remote: content, tagTtlMs: () => 60_000, metrics, logger })
   server.on('request', createRegistryHandler({
     mirror, metrics, logger, defaultRegistry: REGISTRY, registries: new Set([REGISTRY]), isReady: () => true, sendToHolders: o.sendToHolders,
-    peerPolicy: new HttpPeerPolicy({ credentials, requireForRemote: false, ownerFanout: new OwnerFanout({ limit: 4 }) }),
+    peerPolicy: new HttpPeerPolicy({ credentials, requireForRemote: false, ownerFanout: new OwnerFanout({ limit: o.ownerFanout ?? 4 }) }),
   }))
   return { url: `http://${address}`, address, server, metrics, store, router, dispatcher }
 }
@@ -230,5 +235,85 @@ void describe('p2p.sendToHolders: a client sent to the peer that holds a blob', 
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
     }
+  })
+})
+
+/** Streams `blob` in 60 KB chunks every 20 ms (~0.2 s), so that pulls overlap; counts GETs. */
+function slowUpstream (gets: string[]): Upstream {
+  return blobOnlyUpstream(async (_registry, _repository, d, offset = 0) => {
+    gets.push(d)
+    if (d !== digest) throw Object.assign(new Error('not found'), { code: 'ERR_UPSTREAM_NOT_FOUND' })
+    async function * chunks (): AsyncGenerator<Buffer> {
+      for (let pos = offset; pos < blob.byteLength; pos += 60_000) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        yield blob.subarray(pos, Math.min(blob.byteLength, pos + 60_000))
+      }
+    }
+    return { status: offset > 0 ? 206 : 200, body: Readable.from(chunks()), length: blob.byteLength - offset, totalSize: blob.byteLength }
+  })
+}
+
+void describe('p2p.sendToHolders when nobody holds the blob yet: the client goes to the digest\'s owner, within its fan-out', () => {
+  const agents: TestAgent[] = []
+  afterEach(async () => {
+    for (const a of agents.splice(0)) {
+      await a.dispatcher.close()
+      a.server.closeAllConnections()
+      await new Promise((resolve) => a.server.close(resolve))
+    }
+  })
+
+  test('the first client is served by the owner; past the fan-out (1) the owner sends the next back to its node, which relays; one upstream GET', { timeout: 20_000 }, async () => {
+    const gets: string[] = []
+    const network = new MemoryRouterNetwork()
+    // ids chosen so that the owner of the digest is the agent called owner
+    let n = 0
+    while (rendezvousOwner(digest, [`owner-${n}`, 'a', 'b']) !== `owner-${n}`) n++
+    const options = { sendToHolders: true, isOwnerRouting: true, ownerFanout: 1, upstream: slowUpstream(gets) }
+    const [owner, a, b] = await Promise.all([`owner-${n}`, 'a', 'b'].map(async (id) => await startAgent(network, id, options))) as [TestAgent, TestAgent, TestAgent]
+    agents.push(owner, a, b)
+
+    const sentA = await get(`${a.url}${PATH}`)
+    assert.equal(sentA.status, 307)
+    const toOwner = new URL(sentA.location ?? '')
+    assert.equal(toOwner.host, owner.address)
+    assert.equal(toOwner.searchParams.get('flotilla-back'), a.address, 'signed with where to send it back')
+    assert.match(toOwner.searchParams.get('flotilla-peer') ?? '', /^owner /)
+    // Held open while the owner streams it: the fan-out of 1 is taken.
+    const fromOwner = await request(sentA.location ?? '', { headersTimeout: 10_000, bodyTimeout: 10_000 })
+    assert.equal(fromOwner.statusCode, 200)
+    const bytesA = fromOwner.body.arrayBuffer().then((x) => Buffer.from(x))
+
+    const sentB = await get(`${b.url}${PATH}`)
+    assert.equal(sentB.status, 307)
+    const back = await get(sentB.location ?? '')
+    assert.equal(back.status, 307, 'past its fan-out the owner sends the client back')
+    const toNode = new URL(back.location ?? '')
+    assert.equal(toNode.host, b.address)
+    assert.equal(toNode.searchParams.get('flotilla-peer'), null, 'without the credential')
+    assert.equal(toNode.searchParams.get('ns'), REGISTRY)
+    const relayed = await get(back.location ?? '')
+    assert.equal(relayed.status, 200, 'its node serves it (a request within the minute)')
+    assert.ok(relayed.body.equals(blob))
+    assert.ok((await bytesA).equals(blob))
+    assert.deepEqual(gets, [digest], 'the owner went upstream once')
+    assert.equal(await counter(a.metrics.sentToHolder), 1)
+    assert.equal(await counter(b.metrics.sentToHolder), 1)
+    assert.equal(await counter(owner.metrics.ownerRedirects), 1)
+    assert.equal(await a.store.stat(digest), undefined, 'a, whose client the owner served, kept nothing')
+  })
+
+  test('a forged location cannot send the client elsewhere: the back address is signed', { timeout: 20_000 }, async () => {
+    const network = new MemoryRouterNetwork()
+    let n = 0
+    while (rendezvousOwner(digest, [`owner-${n}`, 'a']) !== `owner-${n}`) n++
+    const options = { sendToHolders: true, isOwnerRouting: true, ownerFanout: 1, upstream: slowUpstream([]) }
+    const [owner, a] = await Promise.all([`owner-${n}`, 'a'].map(async (id) => await startAgent(network, id, options))) as [TestAgent, TestAgent]
+    agents.push(owner, a)
+    const sent = await get(`${a.url}${PATH}`)
+    assert.equal(sent.status, 307)
+    const forged = (sent.location ?? '').replace(`flotilla-back=${encodeURIComponent(a.address)}`, 'flotilla-back=evil.example%3A80')
+    assert.notEqual(forged, sent.location)
+    assert.equal((await get(forged)).status, 401)
   })
 })
