@@ -59,7 +59,7 @@ export class Metrics {
     labelNames: ['registry'] as const, registers: [this.registry],
   })
   readonly sentToHolder = new Counter({
-    name: 'flotilla_p2p_sent_to_holder_total', help: 'Blob GETs of this node\'s clients answered with a 307 to a peer that holds the blob (p2p.sendToHolders)', registers: [this.registry],
+    name: 'flotilla_p2p_sent_to_holder_total', help: 'Blob GETs of this node\'s clients answered with a 307 to a peer that holds the blob, or while none does to its owner (p2p.sendToHolders)', registers: [this.registry],
   })
 
   readonly ownerRedirects = new Counter({

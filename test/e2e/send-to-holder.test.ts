@@ -8,11 +8,13 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { generateClusterKey } from '../../src/p2p/cluster-key.js'
+import { rendezvousOwner } from '../../src/p2p/rendezvous.js'
 import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
 import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js'
 import { CLI_ENTRY, sumMetric } from '../helpers/flotilla-agent.js'
 import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
 import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
+import { readAccessLog } from '../helpers/registry-access-log.js'
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js'
 import { buildTestImage, hostManifest, OCI_INDEX, OCI_MANIFEST, type TestImage } from '../helpers/test-image.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -139,5 +141,52 @@ void describe('a node agent wired to containerd sends its blob GETs to the peer 
       assert.equal(`sha256:${createHash('sha256').update(await readFile(out)).digest('hex')}`, b.digest)
     }
     assert.equal(sumMetric(await metrics(n1), 'flotilla_p2p_sent_to_holder_total'), blobs.length, 'held here now: nothing more was sent away')
+  })
+
+  test('an image nobody holds yet, upstream back: containerd on n1 is sent to the owner of each blob n0 owns, which fetches it once', async (t) => {
+    const [n0, n1] = agents
+    assert.ok(n0 !== undefined && n1 !== undefined, 'the first test started both agents')
+    const accessLog = join(work.path, 'registry-2.log')
+    upstream = await startNetnsRegistry({ cluster, host: host('up'), dir: work.path, addr: upHost, logFile: accessLog, accessLog: true })
+    const idOf = async (asker: Agent): Promise<string> => {
+      const r = await asker.host.exec('curl', ['-sf', 'http://127.0.0.1:5000/status.json'], 10_000)
+      const id = (JSON.parse(r.stdout) as { peers?: Array<{ id: string }> }).peers?.[0]?.id
+      assert.ok(id !== undefined, r.stdout)
+      return id
+    }
+    const [id0, id1] = [await idOf(n1), await idOf(n0)]
+    // An image whose config or large layer n0 owns (the busybox layer is in n1's containerd already).
+    let image2: TestImage | undefined
+    for (let mib = 3; mib <= 16 && image2 === undefined; mib++) {
+      const candidate = await buildTestImage({ largeLayerMiB: mib, tag: `new${mib}` })
+      const m = hostManifest(candidate)
+      if ([m.configDigest, m.layers[1]?.digest ?? ''].some((d) => rendezvousOwner(d, [id0, id1]) === id0)) image2 = candidate
+    }
+    assert.ok(image2 !== undefined, 'an image with a blob n0 owns')
+    const ref2 = `${upHost}/${REPO}:${image2.tag}`
+    await pushFromNetns(host('up'), image2.layoutDir, image2.tag, ref2)
+    await writeFile(accessLog, '')
+    const m2 = hostManifest(image2)
+    const fresh = [m2.configDigest, m2.layers[1]?.digest ?? '']
+    const ownedByN0 = fresh.filter((d) => rendezvousOwner(d, [id0, id1]) === id0)
+    const sentBefore = sumMetric(await metrics(n1), 'flotilla_p2p_sent_to_holder_total')
+
+    const pulled = await n1.host.exec('ctr', ['--address', containerd.socket, '-n', containerd.namespace, 'images', 'pull', '--snapshotter', containerd.snapshotter,
+      '--hosts-dir', containerd.certsDir, '--plain-http', ref2], 120_000)
+    const sent = sumMetric(await metrics(n1), 'flotilla_p2p_sent_to_holder_total') - sentBefore
+    const blobGets = (await readAccessLog(accessLog)).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'))
+    const line = `ctr pull of a new image on n1 ${pulled.code === 0 ? 'succeeded' : 'failed'}; n0 owns ${ownedByN0.length} of its ${fresh.length} new blobs; ` +
+      `n1 sent ${sent} blob GET(s) away; upstream blob GETs: ${blobGets.map((e) => `${e.path.split('/').pop()?.slice(0, 19) ?? ''} by ${e.client === host('n0').ip ? 'n0' : e.client === host('n1').ip ? 'n1' : e.client} ${e.status}`).join(', ')}`
+    t.diagnostic(line)
+    console.log(`# ${line}`)
+    assert.equal(pulled.code, 0, pulled.stderr)
+    assert.equal(sent, ownedByN0.length, 'each blob n0 owns was sent to n0')
+    for (const d of fresh) {
+      const gets = blobGets.filter((e) => e.path.endsWith(d))
+      const by = rendezvousOwner(d, [id0, id1]) === id0 ? host('n0').ip : host('n1').ip
+      assert.deepEqual(gets.map((e) => [e.client, e.status]), [[by, 200]], `${d}: one upstream GET, by its owner`)
+    }
+    const kept = await readdir(join(n1.dataDir, 'blobs', 'sha256')).catch(() => [] as string[])
+    for (const d of ownedByN0) assert.ok(!kept.includes(d.slice(7)), `n1 kept no copy of ${d}, which n0 sent containerd`)
   })
 })
