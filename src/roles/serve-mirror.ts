@@ -31,7 +31,7 @@ export interface ServeMirrorOptions {
     isReady (): boolean
     count (): number
     readonly policy: PeerPolicy
-    /** Clients' blob GETs that a peer holds get a 307 to it (PullApiOptions.sendToHolders). */
+    /** Clients' blob GETs that nothing here has are sent to a peer or the owner (PullApiOptions.sendToHolders). */
     readonly sendToHolders?: boolean
   }
   /** The pre-cache: its status page and metric. */

@@ -9,8 +9,8 @@ export const PEER_HEADER = 'x-flotilla-peer'
 
 /**
  * The same credential as a query parameter, last in the query: a location a node hands a client of its own
- * (a 307 to a peer that holds a blob), which the client follows without our header. Like the header, refused
- * by a node without peers.
+ * (a 307 to a peer that holds a blob, or to its owner), which the client follows without our header. Like the
+ * header, refused by a node without peers.
  */
 export const PEER_PARAM = 'flotilla-peer'
 
@@ -33,7 +33,7 @@ export function withoutPeerParams (params: URLSearchParams): string {
  * `credential` is empty when the parameter is there but is not the last one, or is badly encoded.
  */
 export function peerParam (target: string): { readonly target: string, readonly credential: string } | undefined {
-  const at = target.search(/[?&]flotilla-peer=/)
+  const at = target.search(new RegExp(`[?&]${PEER_PARAM}=`))
   if (at === -1) return undefined
   const raw = target.slice(at + PEER_PARAM.length + 2)
   return { target: target.slice(0, at), credential: raw.includes('&') ? '' : decodeOrEmpty(raw) }

@@ -24,8 +24,9 @@ export interface PullApiOptions {
   /** Serves blobs from files with `sendfile(2)` where it can; without it, every byte goes through JavaScript. */
   readonly zeroCopy?: ZeroCopy
   /**
-   * A client's blob GET (no Range: not a retry) that nothing here has and a peer holds gets a 307 to that
-   * peer, instead of being relayed and kept here (for a node whose containerd keeps the copy).
+   * A client's blob GET (no Range: not a resume) that nothing here has gets a 307 to a peer that holds it, or
+   * while none does to its owner, instead of being relayed and kept here (for a node whose containerd keeps the
+   * copy); see RemoteContent.blobSources.
    */
   readonly sendToHolders?: boolean
 }
