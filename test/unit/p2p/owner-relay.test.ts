@@ -5,7 +5,6 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Readable } from 'node:stream'
 import { afterEach, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { Agent, request } from 'undici'
@@ -17,12 +16,11 @@ import { HttpPeerPolicy } from '../../../src/p2p/http-peer-policy.js'
 import { OwnerFanout } from '../../../src/p2p/owner-fanout.js'
 import { peerToken } from '../../../src/p2p/peer-auth.js'
 import { PEER_DISPATCHER_DEFAULTS, PeerContent } from '../../../src/p2p/peer-content.js'
-import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 import { createRegistryHandler } from '../../../src/server/registry-handler.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import type { Upstream } from '../../../src/upstream/upstream.js'
-import { blobOnlyUpstream } from '../../helpers/blob-only-upstream.js'
+import { closeAgents, ownerId, slowBlobUpstream } from '../../helpers/http-agents.js'
 
 const REGISTRY = 'registry.test'
 const CLUSTER_KEY = new Uint8Array(32).fill(3)
@@ -31,19 +29,9 @@ const blob = Buffer.alloc(32 * CHUNK)
 for (let i = 0; i < blob.byteLength; i++) blob[i] = (i * 7919) % 251
 const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest
 
-/** Streams the blob in 64 KiB chunks every 25 ms (~0.8 s in all), so pulls overlap; counts GETs. */
+/** Streams the blob in 64 KiB chunks every 25 ms (~0.8 s in all), so pulls overlap; counts GETs of it. */
 function slowUpstream (gets: { count: number }): Upstream {
-  return blobOnlyUpstream(async (_registry, _repository, d, offset = 0) => {
-    if (d !== digest) throw Object.assign(new Error('not found'), { code: 'ERR_UPSTREAM_NOT_FOUND' })
-    gets.count++
-    async function * chunks (): AsyncGenerator<Buffer> {
-      for (let pos = offset; pos < blob.byteLength; pos += CHUNK) {
-        await new Promise((resolve) => setTimeout(resolve, 25))
-        yield blob.subarray(pos, Math.min(blob.byteLength, pos + CHUNK))
-      }
-    }
-    return { status: offset > 0 ? 206 : 200, body: Readable.from(chunks()), length: blob.byteLength - offset, totalSize: blob.byteLength }
-  })
+  return slowBlobUpstream(blob, digest, { chunkBytes: CHUNK, delayMs: 25, onGet: (d) => { if (d === digest) gets.count++ } })
 }
 
 interface TestAgent { readonly id: string, readonly url: string, readonly server: Server, readonly metrics: Metrics, readonly content: PeerContent, readonly dispatcher: Agent }
@@ -79,20 +67,12 @@ async function redirects (agent: TestAgent): Promise<number> {
 
 void describe('owner fan-out over HTTP', () => {
   const agents: TestAgent[] = []
-  afterEach(async () => {
-    for (const a of agents.splice(0)) {
-      await a.dispatcher.close()
-      a.server.closeAllConnections()
-      await new Promise((resolve) => a.server.close(resolve))
-    }
-  })
+  afterEach(async () => { await closeAgents(agents) })
 
   async function threeAgents (gets: { count: number }): Promise<{ owner: TestAgent, first: TestAgent, second: TestAgent }> {
     const network = new MemoryRouterNetwork()
     // ids chosen so that the owner of the digest is the agent called owner
-    let n = 0
-    while (rendezvousOwner(digest, [`owner-${n}`, 'first', 'second']) !== `owner-${n}`) n++
-    const [owner, first, second] = await Promise.all([`owner-${n}`, 'first', 'second'].map(async (id) => await startAgent(network, id, gets))) as [TestAgent, TestAgent, TestAgent]
+    const [owner, first, second] = await Promise.all([ownerId(digest, 'owner', ['first', 'second']), 'first', 'second'].map(async (id) => await startAgent(network, id, gets))) as [TestAgent, TestAgent, TestAgent]
     agents.push(owner, first, second)
     return { owner, first, second }
   }

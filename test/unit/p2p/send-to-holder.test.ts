@@ -18,13 +18,13 @@ import { OwnerFanout } from '../../../src/p2p/owner-fanout.js'
 import { peerToken } from '../../../src/p2p/peer-auth.js'
 import { PEER_DISPATCHER_DEFAULTS, PeerContent } from '../../../src/p2p/peer-content.js'
 import { PEER_CLOCK_WINDOW_MS, PeerCredentials } from '../../../src/p2p/peer-credentials.js'
-import { rendezvousOwner } from '../../../src/p2p/rendezvous.js'
 import type { Router } from '../../../src/p2p/router.js'
 import { createRegistryHandler } from '../../../src/server/registry-handler.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import type { Upstream } from '../../../src/upstream/upstream.js'
 import { blobOnlyUpstream } from '../../helpers/blob-only-upstream.js'
+import { closeAgents, ownerId, slowBlobUpstream } from '../../helpers/http-agents.js'
 
 const REGISTRY = 'registry.test'
 const CLUSTER_KEY = new Uint8Array(32).fill(5)
@@ -103,13 +103,7 @@ async function counter (c: { get: () => Promise<{ values: Array<{ value: number 
 
 void describe('p2p.sendToHolders: a client sent to the peer that holds a blob', () => {
   const agents: TestAgent[] = []
-  afterEach(async () => {
-    for (const a of agents.splice(0)) {
-      await a.dispatcher.close()
-      a.server.closeAllConnections()
-      await new Promise((resolve) => a.server.close(resolve))
-    }
-  })
+  afterEach(async () => { await closeAgents(agents) })
 
   /** `holder` holds the blob and advertises it; `node` is where the client asks. */
   async function pair (node: Omit<AgentOptions, 'sendToHolders'> & { sendToHolders?: boolean } = {}, holderOptions: Partial<AgentOptions> = {}):
@@ -238,39 +232,21 @@ void describe('p2p.sendToHolders: a client sent to the peer that holds a blob', 
   })
 })
 
-/** Streams `blob` in 60 KB chunks every 20 ms (~0.2 s), so that pulls overlap; counts GETs. */
+/** Streams `blob` in 60 KB chunks every 20 ms (~0.2 s), so that pulls overlap; records GETs. */
 function slowUpstream (gets: string[]): Upstream {
-  return blobOnlyUpstream(async (_registry, _repository, d, offset = 0) => {
-    gets.push(d)
-    if (d !== digest) throw Object.assign(new Error('not found'), { code: 'ERR_UPSTREAM_NOT_FOUND' })
-    async function * chunks (): AsyncGenerator<Buffer> {
-      for (let pos = offset; pos < blob.byteLength; pos += 60_000) {
-        await new Promise((resolve) => setTimeout(resolve, 20))
-        yield blob.subarray(pos, Math.min(blob.byteLength, pos + 60_000))
-      }
-    }
-    return { status: offset > 0 ? 206 : 200, body: Readable.from(chunks()), length: blob.byteLength - offset, totalSize: blob.byteLength }
-  })
+  return slowBlobUpstream(blob, digest, { chunkBytes: 60_000, delayMs: 20, onGet: (d) => { gets.push(d) } })
 }
 
 void describe('p2p.sendToHolders when nobody holds the blob yet: the client goes to the digest\'s owner, within its fan-out', () => {
   const agents: TestAgent[] = []
-  afterEach(async () => {
-    for (const a of agents.splice(0)) {
-      await a.dispatcher.close()
-      a.server.closeAllConnections()
-      await new Promise((resolve) => a.server.close(resolve))
-    }
-  })
+  afterEach(async () => { await closeAgents(agents) })
 
   test('the first client is served by the owner; past the fan-out (1) the owner sends the next back to its node, which relays; one upstream GET', { timeout: 20_000 }, async () => {
     const gets: string[] = []
     const network = new MemoryRouterNetwork()
-    // ids chosen so that the owner of the digest is the agent called owner
-    let n = 0
-    while (rendezvousOwner(digest, [`owner-${n}`, 'a', 'b']) !== `owner-${n}`) n++
     const options = { sendToHolders: true, isOwnerRouting: true, ownerFanout: 1, upstream: slowUpstream(gets) }
-    const [owner, a, b] = await Promise.all([`owner-${n}`, 'a', 'b'].map(async (id) => await startAgent(network, id, options))) as [TestAgent, TestAgent, TestAgent]
+    // The id of the agent called owner makes it the digest's owner.
+    const [owner, a, b] = await Promise.all([ownerId(digest, 'owner', ['a', 'b']), 'a', 'b'].map(async (id) => await startAgent(network, id, options))) as [TestAgent, TestAgent, TestAgent]
     agents.push(owner, a, b)
 
     const sentA = await get(`${a.url}${PATH}`)
@@ -305,10 +281,8 @@ void describe('p2p.sendToHolders when nobody holds the blob yet: the client goes
 
   test('a forged location cannot send the client elsewhere: the back address is signed', { timeout: 20_000 }, async () => {
     const network = new MemoryRouterNetwork()
-    let n = 0
-    while (rendezvousOwner(digest, [`owner-${n}`, 'a']) !== `owner-${n}`) n++
     const options = { sendToHolders: true, isOwnerRouting: true, ownerFanout: 1, upstream: slowUpstream([]) }
-    const [owner, a] = await Promise.all([`owner-${n}`, 'a'].map(async (id) => await startAgent(network, id, options))) as [TestAgent, TestAgent]
+    const [owner, a] = await Promise.all([ownerId(digest, 'owner', ['a']), 'a'].map(async (id) => await startAgent(network, id, options))) as [TestAgent, TestAgent]
     agents.push(owner, a)
     const sent = await get(`${a.url}${PATH}`)
     assert.equal(sent.status, 307)
