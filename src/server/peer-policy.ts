@@ -13,6 +13,7 @@ export const PEER_HEADER = 'x-flotilla-peer'
  * header, refused by a node without peers.
  */
 export const PEER_PARAM = 'flotilla-peer'
+const PEER_PARAM_AT = new RegExp(`[?&]${PEER_PARAM}=`)
 
 /**
  * On a location that sends a node's client to a digest's owner (signed with it): `host:port` the client reached
@@ -33,7 +34,9 @@ export function withoutPeerParams (params: URLSearchParams): string {
  * `credential` is empty when the parameter is there but is not the last one, or is badly encoded.
  */
 export function peerParam (target: string): { readonly target: string, readonly credential: string } | undefined {
-  const at = target.search(new RegExp(`[?&]${PEER_PARAM}=`))
+  // Every request without the peer header comes through here: most have no query at all.
+  if (!target.includes(PEER_PARAM)) return undefined
+  const at = target.search(PEER_PARAM_AT)
   if (at === -1) return undefined
   const raw = target.slice(at + PEER_PARAM.length + 2)
   return { target: target.slice(0, at), credential: raw.includes('&') ? '' : decodeOrEmpty(raw) }
