@@ -8,9 +8,9 @@ import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { generateClusterKey } from '../../src/p2p/cluster-key.js'
-import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
+import type { ProcessHandle } from '../helpers/child-process.js'
 import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js'
-import { CLI_ENTRY, sumMetric } from '../helpers/flotilla-agent.js'
+import { startNetnsAgent, type NetnsAgent } from '../helpers/netns-agent.js'
 import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
 import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
 import { runCommandChecked } from '../helpers/run-command.js'
@@ -22,8 +22,6 @@ const REPO = 'one/copy'
 const NODES = ['up', 'a', 'b'] as const
 /** What the agent may add on disk beyond containerd's copy, as a share of the image's bytes. */
 const MAX_EXTRA_SHARE = 0.05
-
-interface Agent { host: NetnsHost, proc: ProcessHandle, dataDir: string }
 
 /** `du -sk A B`: KiB allocated under each; a file hard-linked from both is counted once, under A. */
 async function du (first: string, second: string): Promise<[number, number]> {
@@ -42,36 +40,24 @@ void describe('one copy of each layer per node with containerd (issue 10)', { ti
   let upHost: string
   let keyFile: string
   let ref: string
-  const agents: Agent[] = []
+  const agents: NetnsAgent[] = []
   const host = (name: typeof NODES[number]): NetnsHost => {
     const h = cluster.hosts[NODES.indexOf(name)]
     assert.ok(h !== undefined)
     return h
   }
 
-  async function startAgent (name: 'a' | 'b', dataDir: string, extra: readonly string[] = []): Promise<Agent> {
-    const h = host(name)
-    const [cmd, args] = cluster.wrap(h, process.execPath, ['--import', 'tsx', CLI_ENTRY, 'serve',
-      '--listen', '0.0.0.0:5000', '--peer-address', `${h.ip}:5000`, '--data-dir', dataDir,
-      '--p2p-listen', `/ip4/${h.ip}/tcp/5001`, '--bootstrap', `/ip4/${host('a').ip}/tcp/5001`, '--bootstrap', `/ip4/${host('b').ip}/tcp/5001`,
-      '--cluster-key-file', keyFile, '--registry', `${upHost}=http://${upHost}`, '--default-registry', upHost,
-      '--log-level', process.env.FLOTILLA_TEST_LOG_LEVEL ?? 'info', ...extra])
-    const proc = await startProcess(cmd, args, {
-      name: `agent-${name}`, logFile: join(work.path, `agent-${name}.log`), readyTimeoutMs: 40_000,
-      readyCheck: async () => (await h.exec('curl', ['-sf', '-o', '/dev/null', 'http://127.0.0.1:5000/healthz'], 5000)).code === 0,
+  async function startAgent (name: 'a' | 'b', dataDir: string, extra: readonly string[] = []): Promise<NetnsAgent> {
+    const agent = await startNetnsAgent({
+      cluster, host: host(name), name: `agent-${name}`, dataDir, logFile: join(work.path, `agent-${name}.log`),
+      keyFile, upstream: upHost, bootstrap: [host('a'), host('b')], extra,
     })
-    const agent = { host: h, proc, dataDir }
     agents.push(agent)
     return agent
   }
 
-  async function peers (agent: Agent): Promise<number> {
-    const r = await agent.host.exec('curl', ['-sf', 'http://127.0.0.1:5000/metrics'], 10_000)
-    return sumMetric(r.stdout, 'flotilla_p2p_peers')
-  }
-
   /** Every layer of the node's platform through agent `via` (its own store is empty), verified. */
-  async function fetchLayers (via: Agent): Promise<void> {
+  async function fetchLayers (via: NetnsAgent): Promise<void> {
     for (const layer of hostManifest(image).layers) {
       const out = join(work.path, `fetched-${layer.digest.slice(7, 19)}`)
       const r = await via.host.exec('curl', ['-sf', '-o', out, `http://127.0.0.1:5000/v2/${REPO}/blobs/${layer.digest}`], 120_000)
@@ -133,7 +119,7 @@ void describe('one copy of each layer per node with containerd (issue 10)', { ti
     await upstream?.stop()
     upstream = undefined
     const b = await startAgent('b', join(work.path, 'data-b1'))
-    await waitFor(async () => await peers(a) >= 1 && await peers(b) >= 1, { timeoutMs: 30_000, what: 'A and B to see each other' })
+    await waitFor(async () => await a.metric('flotilla_p2p_peers') >= 1 && await b.metric('flotilla_p2p_peers') >= 1, { timeoutMs: 30_000, what: 'A and B to see each other' })
     await fetchLayers(b)
     await b.proc.stop('SIGTERM', 10_000)
 
@@ -151,7 +137,7 @@ void describe('one copy of each layer per node with containerd (issue 10)', { ti
     assert.ok(afterRm[1] * 1024 >= m.layers.reduce((n, l) => n + l.size, 0), 'the agent holds the layers now')
 
     const fresh = await startAgent('b', join(work.path, 'data-b2'))
-    await waitFor(async () => await peers(fresh) >= 1, { timeoutMs: 30_000, what: 'a fresh B to see A' })
+    await waitFor(async () => await fresh.metric('flotilla_p2p_peers') >= 1, { timeoutMs: 30_000, what: 'a fresh B to see A' })
     await fetchLayers(fresh)
   })
 })

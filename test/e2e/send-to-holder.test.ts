@@ -9,9 +9,10 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { generateClusterKey } from '../../src/p2p/cluster-key.js'
 import { rendezvousOwner } from '../../src/p2p/rendezvous.js'
-import { startProcess, type ProcessHandle } from '../helpers/child-process.js'
+import type { ProcessHandle } from '../helpers/child-process.js'
 import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js'
-import { CLI_ENTRY, sumMetric } from '../helpers/flotilla-agent.js'
+import { sumMetric } from '../helpers/flotilla-agent.js'
+import { startNetnsAgent, type NetnsAgent } from '../helpers/netns-agent.js'
 import { createNetnsCluster, type NetnsCluster, type NetnsHost } from '../helpers/netns-cluster.js'
 import { pushFromNetns, startNetnsRegistry } from '../helpers/netns-registry.js'
 import { readAccessLog } from '../helpers/registry-access-log.js'
@@ -24,8 +25,6 @@ const NODES = ['up', 'n0', 'n1'] as const
 /** What containerd 1.6 sends when it resolves a tag. */
 const CONTAINERD_ACCEPT = `application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, ${OCI_MANIFEST}, ${OCI_INDEX}, */*`
 
-interface Agent { readonly host: NetnsHost, readonly proc: ProcessHandle, readonly dataDir: string }
-
 void describe('a node agent wired to containerd sends its blob GETs to the peer that holds them (p2p.sendToHolders)', { timeout: 240_000 }, () => {
   let work: TempDir
   let cluster: NetnsCluster
@@ -35,34 +34,20 @@ void describe('a node agent wired to containerd sends its blob GETs to the peer 
   let upHost: string
   let keyFile: string
   let ref: string
-  const agents: Agent[] = []
+  const agents: NetnsAgent[] = []
   const host = (name: typeof NODES[number]): NetnsHost => {
     const h = cluster.hosts[NODES.indexOf(name)]
     assert.ok(h !== undefined)
     return h
   }
 
-  async function startAgent (name: 'n0' | 'n1', extra: readonly string[] = []): Promise<Agent> {
-    const h = host(name)
-    const dataDir = join(work.path, `data-${name}`)
-    const [cmd, args] = cluster.wrap(h, process.execPath, ['--import', 'tsx', CLI_ENTRY, 'serve',
-      '--listen', '0.0.0.0:5000', '--peer-address', `${h.ip}:5000`, '--data-dir', dataDir,
-      '--p2p-listen', `/ip4/${h.ip}/tcp/5001`, '--bootstrap', `/ip4/${host('n0').ip}/tcp/5001`,
-      '--cluster-key-file', keyFile, '--registry', `${upHost}=http://${upHost}`, '--default-registry', upHost,
-      '--log-level', process.env.FLOTILLA_TEST_LOG_LEVEL ?? 'info', ...extra])
-    const proc = await startProcess(cmd, args, {
-      name: `agent-${name}`, logFile: join(work.path, `agent-${name}.log`), readyTimeoutMs: 40_000, env: { ...process.env, FLOTILLA_CONFIG: '' },
-      readyCheck: async () => (await h.exec('curl', ['-sf', '-o', '/dev/null', 'http://127.0.0.1:5000/healthz'], 5000)).code === 0,
+  async function startAgent (name: 'n0' | 'n1', extra: readonly string[] = []): Promise<NetnsAgent> {
+    const agent = await startNetnsAgent({
+      cluster, host: host(name), name: `agent-${name}`, dataDir: join(work.path, `data-${name}`), logFile: join(work.path, `agent-${name}.log`),
+      keyFile, upstream: upHost, bootstrap: [host('n0')], extra,
     })
-    const agent = { host: h, proc, dataDir }
     agents.push(agent)
     return agent
-  }
-
-  async function metrics (agent: Agent): Promise<string> {
-    const r = await agent.host.exec('curl', ['-sf', 'http://127.0.0.1:5000/metrics'], 10_000)
-    assert.equal(r.code, 0, r.stderr)
-    return r.stdout
   }
 
   before(async () => {
@@ -104,16 +89,16 @@ void describe('a node agent wired to containerd sends its blob GETs to the peer 
 
     // n1's agent is wired to its containerd: p2p.sendToHolders is auto, so on.
     const n1 = await startAgent('n1', ['--containerd-socket', containerd.socket, '--containerd-namespace', containerd.namespace])
-    await waitFor(async () => sumMetric(await metrics(n0), 'flotilla_p2p_peers') >= 1 && sumMetric(await metrics(n1), 'flotilla_p2p_peers') >= 1,
+    await waitFor(async () => await n0.metric('flotilla_p2p_peers') >= 1 && await n1.metric('flotilla_p2p_peers') >= 1,
       { timeoutMs: 30_000, intervalMs: 200, what: 'n0 and n1 to see each other' })
-    const n0Before = sumMetric(await metrics(n0), 'flotilla_served_bytes_total')
+    const n0Before = await n0.metric('flotilla_served_bytes_total')
     await writeHostsToml(containerd.certsDir, upHost, { server: `http://${upHost}`, mirrors: [{ url: 'http://127.0.0.1:5000', dialTimeout: '200ms' }] })
     const started = Date.now()
     const pulled = await n1.host.exec('ctr', ['--address', containerd.socket, '-n', containerd.namespace, 'images', 'pull', '--snapshotter', containerd.snapshotter,
       '--hosts-dir', containerd.certsDir, '--plain-http', ref], 120_000)
     const ms = Date.now() - started
-    const n1Text = await metrics(n1)
-    const n0Text = await metrics(n0)
+    const n1Text = await n1.metrics()
+    const n0Text = await n0.metrics()
     const sent = sumMetric(n1Text, 'flotilla_p2p_sent_to_holder_total')
     const n0Served = sumMetric(n0Text, 'flotilla_served_bytes_total') - n0Before
     const blobBytes = blobs.reduce((a, b) => a + b.size, 0)
@@ -140,7 +125,7 @@ void describe('a node agent wired to containerd sends its blob GETs to the peer 
       assert.equal(r.code, 0, `n1 serves ${b.digest} from containerd: ${r.stderr}`)
       assert.equal(`sha256:${createHash('sha256').update(await readFile(out)).digest('hex')}`, b.digest)
     }
-    assert.equal(sumMetric(await metrics(n1), 'flotilla_p2p_sent_to_holder_total'), blobs.length, 'held here now: nothing more was sent away')
+    assert.equal(await n1.metric('flotilla_p2p_sent_to_holder_total'), blobs.length, 'held here now: nothing more was sent away')
   })
 
   test('an image nobody holds yet, upstream back: containerd on n1 is sent to the owner of each blob n0 owns, which fetches it once', async (t) => {
@@ -148,7 +133,7 @@ void describe('a node agent wired to containerd sends its blob GETs to the peer 
     assert.ok(n0 !== undefined && n1 !== undefined, 'the first test started both agents')
     const accessLog = join(work.path, 'registry-2.log')
     upstream = await startNetnsRegistry({ cluster, host: host('up'), dir: work.path, addr: upHost, logFile: accessLog, accessLog: true })
-    const idOf = async (asker: Agent): Promise<string> => {
+    const idOf = async (asker: NetnsAgent): Promise<string> => {
       const r = await asker.host.exec('curl', ['-sf', 'http://127.0.0.1:5000/status.json'], 10_000)
       const id = (JSON.parse(r.stdout) as { peers?: Array<{ id: string }> }).peers?.[0]?.id
       assert.ok(id !== undefined, r.stdout)
@@ -169,11 +154,11 @@ void describe('a node agent wired to containerd sends its blob GETs to the peer 
     const m2 = hostManifest(image2)
     const fresh = [m2.configDigest, m2.layers[1]?.digest ?? '']
     const ownedByN0 = fresh.filter((d) => rendezvousOwner(d, [id0, id1]) === id0)
-    const sentBefore = sumMetric(await metrics(n1), 'flotilla_p2p_sent_to_holder_total')
+    const sentBefore = await n1.metric('flotilla_p2p_sent_to_holder_total')
 
     const pulled = await n1.host.exec('ctr', ['--address', containerd.socket, '-n', containerd.namespace, 'images', 'pull', '--snapshotter', containerd.snapshotter,
       '--hosts-dir', containerd.certsDir, '--plain-http', ref2], 120_000)
-    const sent = sumMetric(await metrics(n1), 'flotilla_p2p_sent_to_holder_total') - sentBefore
+    const sent = await n1.metric('flotilla_p2p_sent_to_holder_total') - sentBefore
     const blobGets = (await readAccessLog(accessLog)).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'))
     const line = `ctr pull of a new image on n1 ${pulled.code === 0 ? 'succeeded' : 'failed'}; n0 owns ${ownedByN0.length} of its ${fresh.length} new blobs; ` +
       `n1 sent ${sent} blob GET(s) away; upstream blob GETs: ${blobGets.map((e) => `${e.path.split('/').pop()?.slice(0, 19) ?? ''} by ${e.client === host('n0').ip ? 'n0' : e.client === host('n1').ip ? 'n1' : e.client} ${e.status}`).join(', ')}`
