@@ -67,11 +67,12 @@ async function httpGet (netns: string | undefined, url: string, timeoutMs: numbe
 
 /**
  * Starts `node dist/cli/main.js serve …` and waits until /readyz answers 200. FLOTILLA_AGENT_NODE_ARGS adds
- * Node flags to every agent (`--cpu-prof --cpu-prof-dir=DIR` profiles them).
+ * Node flags to every agent (`--cpu-prof --cpu-prof-dir=DIR` profiles them); FLOTILLA_AGENT_LOG_LEVEL sets the log
+ * level of agents started without one (default warn).
  */
 export async function startDistAgent (o: DistAgentOptions): Promise<DistAgent> {
   const extra = (process.env.FLOTILLA_AGENT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
-  const argv = [...extra, ...(o.nodeArgs ?? []), DIST_ENTRY, 'serve', '--listen', o.listen, '--data-dir', o.dataDir, '--log-level', o.logLevel ?? 'warn', ...o.args]
+  const argv = [...extra, ...(o.nodeArgs ?? []), DIST_ENTRY, 'serve', '--listen', o.listen, '--data-dir', o.dataDir, '--log-level', o.logLevel ?? (process.env.FLOTILLA_AGENT_LOG_LEVEL || 'warn'), ...o.args]
   const [cmd, args] = o.netns === undefined
     ? [process.execPath, argv]
     : ['ip', ['netns', 'exec', o.netns, process.execPath, ...argv]]

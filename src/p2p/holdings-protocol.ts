@@ -1,5 +1,5 @@
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
+import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { P2pError } from './errors.js'
 
 /**
@@ -46,15 +46,36 @@ export function decodeHoldingsChunk (peer: string, bytes: Uint8Array): string[] 
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
   } catch (err) {
-    throw new P2pError('ERR_PEER_HOLDINGS_INVALID', `peer ${peer} sent holdings that are not UTF-8`, { cause: err })
+    throw new P2pError('ERR_PEER_HOLDINGS_INVALID', `peer ${peer} sent keys that are not UTF-8`, { cause: err })
   }
   const keys = text.split('\n')
   for (const key of keys) {
     if (key.length === 0 || key.length > MAX_KEY_LENGTH || /\s/.test(key)) {
-      throw new P2pError('ERR_PEER_HOLDINGS_INVALID', `peer ${peer} sent an invalid key in its holdings`)
+      throw new P2pError('ERR_PEER_HOLDINGS_INVALID', `peer ${peer} sent an invalid key`)
     }
   }
   return keys
+}
+
+/** A stream that carries key lists: length-prefixed chunks of at most CHUNK_BYTES plus a key. */
+export function keyListStream (stream: Stream): LengthPrefixedStream<Stream> {
+  return lpStream(stream, { maxDataLength: CHUNK_BYTES + MAX_KEY_LENGTH })
+}
+
+/** Writes the keys as chunks, then the empty end chunk. */
+export async function writeKeys (lp: LengthPrefixedStream<Stream>, keys: Iterable<string>, signal: AbortSignal): Promise<void> {
+  for (const chunk of encodeHoldings(keys)) await lp.write(chunk, { signal })
+}
+
+/** Reads chunks up to the empty end chunk; a peer that sends more than `limits.maxKeys` keys is refused. */
+export async function readKeys (lp: LengthPrefixedStream<Stream>, peer: PeerId, limits: HoldingsLimits, signal: AbortSignal): Promise<string[]> {
+  const keys: string[] = []
+  while (true) {
+    const chunk = await lp.read({ signal })
+    if (chunk.byteLength === 0) return keys
+    for (const key of decodeHoldingsChunk(peer.toString(), chunk.subarray())) keys.push(key)
+    if (keys.length > limits.maxKeys) throw new P2pError('ERR_PEER_HOLDINGS_INVALID', `peer ${peer.toString()} sent more than ${limits.maxKeys} keys`)
+  }
 }
 
 /** The server side: answers every stream with the keys `current()` returns at that moment. */
@@ -62,8 +83,7 @@ export function createHoldingsHandler (current: () => Iterable<string>, timeoutM
   return async (stream) => {
     const signal = AbortSignal.timeout(timeoutMs)
     try {
-      const lp = lpStream(stream, { maxDataLength: CHUNK_BYTES + MAX_KEY_LENGTH })
-      for (const chunk of encodeHoldings(current())) await lp.write(chunk, { signal })
+      await writeKeys(keyListStream(stream), current(), signal)
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
@@ -75,14 +95,7 @@ export function createHoldingsHandler (current: () => Iterable<string>, timeoutM
 export async function requestHoldings (libp2p: Libp2p, protocol: string, peer: PeerId, signal: AbortSignal, limits: HoldingsLimits): Promise<string[]> {
   const stream = await libp2p.dialProtocol(peer, protocol, { signal })
   try {
-    const lp = lpStream(stream, { maxDataLength: CHUNK_BYTES + MAX_KEY_LENGTH })
-    const keys: string[] = []
-    while (true) {
-      const chunk = await lp.read({ signal })
-      if (chunk.byteLength === 0) break
-      for (const key of decodeHoldingsChunk(peer.toString(), chunk.subarray())) keys.push(key)
-      if (keys.length > limits.maxKeys) throw new P2pError('ERR_PEER_HOLDINGS_INVALID', `peer ${peer.toString()} announces more than ${limits.maxKeys} keys`)
-    }
+    const keys = await readKeys(keyListStream(stream), peer, limits, signal)
     await stream.close({ signal })
     return keys
   } catch (err) {

@@ -10,10 +10,11 @@ import { Channel, linkSignals } from './channel.js'
 import { ClusterMesh } from './cluster-mesh.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { keyToCid } from './key-cid.js'
+import { announceProtocol, createAnnounceHandler, sendAnnouncement } from './announce-protocol.js'
 import { createHoldingsHandler, holdingsProtocol, requestHoldings } from './holdings-protocol.js'
 import { createInfoHandler, encodePeerInfo, infoProtocol, requestPeerInfo } from './peer-info-protocol.js'
 import { DEFAULTS, validateRouterOptions, type Libp2pRouterConfig, type Libp2pRouterOptions } from './libp2p-router-options.js'
-import { provideKeys } from './provide-keys.js'
+import { KeyAnnouncer } from './key-announcer.js'
 import type { FindProvidersOptions, PeerInfo, Router } from './router.js'
 
 export { generateClusterKey, parseClusterKey } from './cluster-key.js'
@@ -52,8 +53,8 @@ class Libp2pRouterImpl implements Libp2pRouter {
   readonly #self: PeerInfo
   readonly #infoProtocol: string
   readonly #holdingsProtocol: string
-  /** Keys we announce, with their DHT keys. */
-  readonly #advertised = new Map<string, CID>()
+  readonly #announceProtocol: string
+  readonly #keys: KeyAnnouncer
   /** Info of flotilla peers by peer id (bounded, oldest dropped first). */
   readonly #info = new Map<string, PeerInfo>()
   readonly #infoInflight = new Map<string, Promise<PeerInfo>>()
@@ -66,8 +67,6 @@ class Libp2pRouterImpl implements Libp2pRouter {
   #meshTimer: NodeJS.Timeout | undefined
   readonly #shutdown = new AbortController()
   readonly #bootstrapper: Bootstrapper
-  #readvertiseTimer: NodeJS.Timeout | undefined
-  #readvertising: Promise<void> | undefined
   #closed = false
 
   constructor (libp2p: Libp2p<Libp2pServices>, options: Libp2pRouterOptions, config: Libp2pRouterConfig) {
@@ -76,6 +75,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
     this.#config = config
     this.#infoProtocol = infoProtocol(config.protocolPrefix)
     this.#holdingsProtocol = holdingsProtocol(config.protocolPrefix)
+    this.#announceProtocol = announceProtocol(config.protocolPrefix)
     this.#self = Object.freeze({
       id: libp2p.peerId.toString(),
       httpAddress: options.httpAddress,
@@ -95,12 +95,19 @@ class Libp2pRouterImpl implements Libp2pRouter {
       libp2p, selfId: this.#self.id, connected: this.#connected, logger: options.logger,
       dialTimeoutMs: config.dialTimeoutMs, shutdown: this.#shutdown.signal,
     })
+    this.#keys = new KeyAnnouncer({
+      dht: libp2p.services.dht, self: libp2p.peerId, connected: this.#connected, knowsWholeCluster: () => this.#knowsWholeCluster(),
+      push: async (peer, keys, signal) => { await sendAnnouncement(libp2p, this.#announceProtocol, peerIdFromString(peer), keys, signal) },
+      logger: options.logger, shutdown: this.#shutdown.signal, timeoutMs: config.provideTimeoutMs,
+      readvertiseIntervalMs: config.readvertiseIntervalMs, walkConcurrency: DEFAULTS.provideConcurrency,
+    })
   }
 
   async start (): Promise<void> {
     const libp2p = this.#libp2p
     await libp2p.handle(this.#infoProtocol, createInfoHandler(async () => encodePeerInfo(this.#self, this.#knowsWholeCluster() ? await this.#mesh.peerAddresses() : []), this.#config.infoTimeoutMs), { maxInboundStreams: 64 })
-    await libp2p.handle(this.#holdingsProtocol, createHoldingsHandler(() => this.#advertised.keys(), DEFAULTS.holdingsTimeoutMs), { maxInboundStreams: 16 })
+    await libp2p.handle(this.#holdingsProtocol, createHoldingsHandler(() => this.#keys.keys(), DEFAULTS.holdingsTimeoutMs), { maxInboundStreams: 16 })
+    await libp2p.handle(this.#announceProtocol, createAnnounceHandler(async (peer, keys) => { await this.#keepRecords(peer, keys) }, DEFAULTS.holdingsTimeoutMs, { maxKeys: DEFAULTS.maxHoldingsPerPeer }), { maxInboundStreams: 64 })
     // fires after identify shows the peer speaks our info protocol, i.e. it is a flotilla node of this cluster
     await libp2p.register(this.#infoProtocol, {
       onConnect: (peerId) => this.#onPeerConnect(peerId),
@@ -109,7 +116,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
     await libp2p.start()
     this.#log.info({ peerId: this.#self.id, multiaddrs: this.multiaddrs(), bootstrap: this.#config.targets.length }, 'p2p router started')
     this.#bootstrapper.start()
-    this.#scheduleReadvertise(this.#config.readvertiseIntervalMs)
+    this.#keys.start()
     this.#meshTimer = setInterval(() => this.#refreshMesh(), this.#config.meshIntervalMs)
     this.#meshTimer.unref()
   }
@@ -139,34 +146,11 @@ class Libp2pRouterImpl implements Libp2pRouter {
   }
 
   async advertise (keys: readonly string[], signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted()
-    if (this.#closed || keys.length === 0) return
-    const cids: CID[] = []
-    for (const key of keys) {
-      const cid = this.#advertised.get(key) ?? keyToCid(key)
-      this.#advertised.set(key, cid)
-      cids.push(cid)
-    }
-    // with nobody to tell, the keys wait for the first peer (see #onPeerConnect)
-    if (this.#connected.size === 0) return
-    await this.#provide(cids, signal)
-    signal?.throwIfAborted()
+    if (!this.#closed) await this.#keys.advertise(keys, signal)
   }
 
-  /**
-   * Stops announcing the keys. Kademlia has no un-provide: records already held by other nodes stay
-   * until they expire (recordTtlMs). Our own answer to lookups drops the keys at once.
-   */
   async withdraw (keys: readonly string[]): Promise<void> {
-    for (const key of keys) {
-      const cid = this.#advertised.get(key)
-      if (cid === undefined) continue
-      this.#advertised.delete(key)
-      if (this.#closed) continue
-      await this.#libp2p.services.dht.cancelReprovide(cid).catch((err: unknown) => {
-        this.#log.debug({ err, key }, 'p2p: could not drop local provider record')
-      })
-    }
+    await this.#keys.withdraw(keys)
   }
 
   async * findProviders (key: string, options: FindProvidersOptions): AsyncIterable<PeerInfo> {
@@ -197,10 +181,9 @@ class Libp2pRouterImpl implements Libp2pRouter {
     if (this.#closed) return
     this.#closed = true
     this.#bootstrapper.stop()
-    clearTimeout(this.#readvertiseTimer)
     clearInterval(this.#meshTimer)
     this.#shutdown.abort(new Error('p2p router closed'))
-    await this.#readvertising?.catch(() => {})
+    await this.#keys.close()
     await this.#libp2p.stop()
     this.#connected.clear()
     this.#log.info({ peerId: this.#self.id }, 'p2p router stopped')
@@ -292,8 +275,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
     this.#connected.add(id)
     if (wasAlone) {
       this.#log.info({ peer: id }, 'p2p: connected to the cluster')
-      // keys advertised while we had no peers go out now
-      if (this.#advertised.size > 0) this.#scheduleReadvertise(500)
+      this.#keys.firstPeerConnected()
     }
     // learn its registry address now so lookups answer from the cache
     this.#learnInfo(peerId)
@@ -346,13 +328,16 @@ class Libp2pRouterImpl implements Libp2pRouter {
     const id = peerId.toString()
     const bounded = linkSignals([this.#shutdown.signal], DEFAULTS.holdingsTimeoutMs)
     requestHoldings(this.#libp2p, this.#holdingsProtocol, peerId, bounded.signal, { maxKeys: DEFAULTS.maxHoldingsPerPeer })
-      .then(async (keys) => {
-        for (const key of keys) if (!await addLocalProvider(this.#libp2p.services.dht, keyToCid(key), peerId)) return
-      })
+      .then(async (keys) => { await this.#keepRecords(peerId, keys) })
       .catch((err: unknown) => {
         if (!this.#closed) this.#log.debug({ err, peer: id }, 'p2p: could not fetch peer holdings')
       })
       .finally(() => bounded.dispose())
+  }
+
+  /** Keeps the keys as provider records of `peer`, as if its announcements had reached us through the DHT. */
+  async #keepRecords (peer: PeerId, keys: readonly string[]): Promise<void> {
+    for (const key of keys) if (!await addLocalProvider(this.#libp2p.services.dht, keyToCid(key), peer)) return
   }
 
   /** Now and then, asks one random peer whom it is connected to (which meets the ones we missed). */
@@ -363,36 +348,5 @@ class Libp2pRouterImpl implements Libp2pRouter {
     this.#peerInfo({ id: peerIdFromString(id), multiaddrs: [] }).catch((err: unknown) => {
       if (!this.#closed) this.#log.debug({ err, peer: id }, 'p2p: mesh refresh failed')
     })
-  }
-
-  // ---- advertising ----
-
-  async #provide (cids: readonly CID[], signal?: AbortSignal): Promise<void> {
-    const { failed, firstError } = await provideKeys(this.#libp2p.services.dht, cids, {
-      signals: [signal, this.#shutdown.signal], timeoutMs: this.#config.provideTimeoutMs, concurrency: DEFAULTS.provideConcurrency,
-    })
-    if (failed > 0 && !this.#closed && signal?.aborted !== true) {
-      this.#log.warn({ err: firstError, failed, total: cids.length }, 'p2p: some keys could not be advertised; will retry')
-    }
-  }
-
-  #scheduleReadvertise (delayMs: number): void {
-    if (this.#closed) return
-    clearTimeout(this.#readvertiseTimer)
-    this.#readvertiseTimer = setTimeout(() => {
-      this.#readvertising ??= this.#readvertise().finally(() => {
-        this.#readvertising = undefined
-        this.#scheduleReadvertise(this.#config.readvertiseIntervalMs)
-      })
-    }, delayMs)
-    this.#readvertiseTimer.unref()
-  }
-
-  async #readvertise (): Promise<void> {
-    if (this.#advertised.size === 0 || this.#connected.size === 0) return
-    const started = Date.now()
-    const cids = [...this.#advertised.values()]
-    await this.#provide(cids)
-    this.#log.debug({ keys: cids.length, ms: Date.now() - started }, 'p2p: re-advertised keys')
   }
 }
