@@ -9,7 +9,9 @@ export const API_HEADERS = { 'docker-distribution-api-version': 'registry/2.0' }
 /** Errors become OCI JSON here and only here. A response already under way is aborted, never finished. */
 export function sendError (res: ServerResponse, err: unknown, kind: RequestKind, isHead: boolean, logger: Logger): void {
   if (res.headersSent) {
-    logger.warn({ err: (err as Error).message }, 'response aborted mid-body')
+    // A client that went away (containerd cancelled, a peer that hedged and took the other copy) is not a fault.
+    if ((err as { code?: unknown }).code === 'ERR_STREAM_PREMATURE_CLOSE') logger.debug({ err: (err as Error).message }, 'client went away mid-body')
+    else logger.warn({ err: (err as Error).message }, 'response aborted mid-body')
     res.destroy(err as Error)
     return
   }
