@@ -7,7 +7,7 @@
 //
 // FLOTILLA_BENCH_KEEP_LOGS=DIR copies each run's agent logs (and stores without their blobs) there, and
 // FLOTILLA_AGENT_LOG_LEVEL=debug makes the agents log every request: the per-step timings of a rollout.   (needs root, docker-registry, skopeo, umoci, curl, tc)
-import { cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -304,6 +304,9 @@ class Bench {
       await this.stopAgents()
       const keep = process.env.FLOTILLA_BENCH_KEEP_LOGS
       if (keep !== undefined && keep !== '') await cp(runDir, join(keep, `${n}-${mode}`), { recursive: true, filter: (src) => !src.includes('/blobs/') })
+      // Each run's stores go once it is measured: kept until the end, the runs' ~15 GB could fill the disk past
+      // the agents' store.maxDiskPercent (75 %), and the last runs' agents would then keep nothing.
+      await rm(runDir, { recursive: true, force: true })
     }
   }
 }
