@@ -1,6 +1,6 @@
 // How long a fresh agent takes to answer its first pull, next to the same pull of a second image once it has
-// served one: the tag, the platform manifest, the config and the small layer (what the eight-node rollout
-// waits on in its first second), each timed with curl from the agent's namespace, and the agent's CPU seconds.
+// served one: the tag, the platform manifest, the config and the image's data layer (the busybox layer is the
+// same in both images), each timed with curl from the agent's namespace, and the agent's CPU seconds.
 //
 //   npm run build && npx tsx bench/first-request.ts [--runs 3]   (needs root, docker-registry, skopeo, umoci, curl)
 import { join } from 'node:path'
