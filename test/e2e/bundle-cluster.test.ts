@@ -47,11 +47,7 @@ void describe('an air-gap bundle loaded into one of four nodes (issue 12, check 
   let ref: string
   let darkRef: string
   const nodes: Node[] = []
-  const host = (name: typeof NAMES[number]): NetnsHost => {
-    const h = cluster.hosts[NAMES.indexOf(name)]
-    assert.ok(h !== undefined)
-    return h
-  }
+  const host = (name: typeof NAMES[number]): NetnsHost => cluster.host(name)
   const node = (name: NodeName): Node => {
     const n = nodes.find((x) => x.name === name)
     assert.ok(n !== undefined)

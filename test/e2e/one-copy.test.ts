@@ -41,11 +41,7 @@ void describe('one copy of each layer per node with containerd (issue 10)', { ti
   let keyFile: string
   let ref: string
   const agents: NetnsAgent[] = []
-  const host = (name: typeof NODES[number]): NetnsHost => {
-    const h = cluster.hosts[NODES.indexOf(name)]
-    assert.ok(h !== undefined)
-    return h
-  }
+  const host = (name: typeof NODES[number]): NetnsHost => cluster.host(name)
 
   async function startAgent (name: 'a' | 'b', dataDir: string, extra: readonly string[] = []): Promise<NetnsAgent> {
     const agent = await startNetnsAgent({

@@ -28,11 +28,7 @@ void describe('peer to peer across network namespaces (issue 4)', { timeout: 300
   let accessLog: string
   let keyFile: string
   const agents = new Map<string, Agent>()
-  const host = (name: typeof NODES[number]): NetnsHost => {
-    const h = cluster.hosts[NODES.indexOf(name)]
-    assert.ok(h !== undefined)
-    return h
-  }
+  const host = (name: typeof NODES[number]): NetnsHost => cluster.host(name)
 
   async function startUpstream (): Promise<void> {
     upstream = await startNetnsRegistry({ cluster, host: host('up'), dir: work.path, addr: upHost, logFile: accessLog, accessLog: true, deleteEnabled: true })

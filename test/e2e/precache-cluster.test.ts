@@ -38,11 +38,7 @@ void describe('pre-cache on four nodes at once (issue 11, check 6)', { timeout: 
   let precacheFile: string
   let ref: string
   const nodes: Node[] = []
-  const host = (name: typeof NAMES[number]): NetnsHost => {
-    const h = cluster.hosts[NAMES.indexOf(name)]
-    assert.ok(h !== undefined)
-    return h
-  }
+  const host = (name: typeof NAMES[number]): NetnsHost => cluster.host(name)
   const nodeByIp = (ip: string): string => nodes.find((n) => n.host.ip === ip)?.name ?? ip
 
   async function agentGet (node: Node, path: string): Promise<string> {

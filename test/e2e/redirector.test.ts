@@ -53,11 +53,7 @@ void describe('the redirector: manifests from the origin, blobs from the nearest
   let configFile: string
   let redirector: ProcessHandle | undefined
   const registries = new Map<Registry, ProcessHandle>()
-  const host = (name: Name): NetnsHost => {
-    const h = cluster.hosts[NAMES.indexOf(name)]
-    assert.ok(h !== undefined)
-    return h
-  }
+  const host = (name: Name): NetnsHost => cluster.host(name)
   const base = (r: Registry): string => `http://${srvIp}:${PORTS[r]}`
   const logOf = (r: Registry): string => join(work.path, `${r}.log`)
   /** The redirector as each client reaches it: a and b over 10.1.0.0/16 (their source address is then their 10.1 one). */

@@ -35,11 +35,7 @@ void describe('a node agent wired to containerd sends its blob GETs to the peer 
   let keyFile: string
   let ref: string
   const agents: NetnsAgent[] = []
-  const host = (name: typeof NODES[number]): NetnsHost => {
-    const h = cluster.hosts[NODES.indexOf(name)]
-    assert.ok(h !== undefined)
-    return h
-  }
+  const host = (name: typeof NODES[number]): NetnsHost => cluster.host(name)
 
   async function startAgent (name: 'n0' | 'n1', extra: readonly string[] = []): Promise<NetnsAgent> {
     const agent = await startNetnsAgent({

@@ -15,6 +15,8 @@ export interface NetnsHost {
 
 export interface NetnsCluster {
   readonly hosts: readonly NetnsHost[]
+  /** The host created under `name` (one of createNetnsCluster's names); throws for any other name. */
+  host (name: string): NetnsHost
   /** `ip netns exec <ns>` prefix for spawning long-running processes. */
   wrap (host: NetnsHost, cmd: string, args: readonly string[]): [string, string[]]
   /** Caps a host's egress with tc tbf (e.g. '100mbit'). */
@@ -59,6 +61,11 @@ export async function createNetnsCluster (names: readonly string[]): Promise<Net
     }
     return {
       hosts,
+      host: (name) => {
+        const h = hosts[names.indexOf(name)]
+        if (h === undefined) throw new Error(`no netns host named ${JSON.stringify(name)} (hosts: ${names.join(', ')})`)
+        return h
+      },
       wrap: (host, cmd, args) => ['ip', ['netns', 'exec', host.ns, cmd, ...args]],
       shape: async (host, rate) => {
         await ip('netns', 'exec', host.ns, 'tc', 'qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', '256kb', 'latency', '100ms')
