@@ -8,61 +8,45 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateClusterKey } from '../src/p2p/cluster-key.js'
-import { createNetnsCluster } from '../test/helpers/netns-cluster.js'
-import { pushFromNetns, startNetnsRegistry } from '../test/helpers/netns-registry.js'
 import { runCommand } from '../test/helpers/run-command.js'
-import { makeTempDir } from '../test/helpers/temp-dir.js'
 import { buildTestImage, hostManifest } from '../test/helpers/test-image.js'
 import { assertBuilt, startDistAgent } from './lib-dist-agent.js'
+import { withNetnsUpstream } from './lib-netns-upstream.js'
 import { cpuOf } from './lib-rss.js'
 
 const { values } = parseArgs({ options: { rate: { type: 'string', default: '100mbit' }, mib: { type: 'string', default: '64' }, runs: { type: 'string', default: '2' }, p2p: { type: 'boolean', default: false } } })
 await assertBuilt()
-const work = await makeTempDir('profile-capped')
-const cluster = await createNetnsCluster(['up', 'n1'])
-const [up, n1] = cluster.hosts
-if (up === undefined || n1 === undefined) throw new Error('unreachable')
-try {
-  const image = await buildTestImage({ workDir: work.path, largeLayerMiB: Number(values.mib) })
-  const upAddr = `${up.ip}:5000`
-  const registry = await startNetnsRegistry({ cluster, host: up, dir: work.path, addr: upAddr })
-  try {
-    await pushFromNetns(up, image.layoutDir, image.tag, `${upAddr}/bench/capped:${image.tag}`)
-    await cluster.shape(up, values.rate ?? '100mbit')
-    const layer = hostManifest(image).layers.reduce((a, b) => (b.size > a.size ? b : a))
-    const keyFile = join(work.path, 'cluster.key')
-    await writeFile(keyFile, generateClusterKey(), { mode: 0o600 })
-    for (let i = 0; i < Number(values.runs); i++) {
-      const curl = await curlTimed(n1.ns, `http://${upAddr}/v2/bench/capped/blobs/${layer.digest}`)
-      const agent = await startDistAgent({
-        name: `agent-${i}`, netns: n1.ns, listen: '0.0.0.0:5000', dataDir: join(work.path, `data-${i}`), logFile: join(work.path, `agent-${i}.log`),
-        args: ['--registry', `${upAddr}=http://${upAddr}`, '--default-registry', upAddr,
-          ...(values.p2p === true ? ['--p2p-listen', `/ip4/${n1.ip}/tcp/5001`, '--peer-address', `${n1.ip}:5000`, '--cluster-key-file', keyFile] : [])],
-      })
-      try {
-        const before = await cpuOf(agent.process.pid)
-        const threadsBefore = await threadCpu(agent.process.pid)
-        const through = await curlTimed(n1.ns, `${agent.url}/v2/bench/capped/blobs/${layer.digest}`)
-        const cpu = await cpuOf(agent.process.pid) - before
-        const threadsAfter = await threadCpu(agent.process.pid)
-        const perThread = [...threadsAfter].map(([tid, t]) => {
-          const b = threadsBefore.get(tid) ?? { name: t.name, user: 0, system: 0 }
-          return { name: t.name, user: t.user - b.user, system: t.system - b.system }
-        }).filter((t) => t.user + t.system > 0.005).sort((a, b) => (b.user + b.system) - (a.user + a.system))
-        console.log(`  threads (user + system CPU s): ${perThread.map((t) => `${t.name} ${t.user.toFixed(2)} + ${t.system.toFixed(2)}`).join(', ')}`)
-        console.log(`run ${i + 1}: ${layer.size} B at ${values.rate}: direct ${curl.seconds.toFixed(2)} s (curl ${curl.cpu.toFixed(2)} CPU s); ` +
-          `through the agent ${through.seconds.toFixed(2)} s, agent ${cpu.toFixed(2)} CPU s (${(cpu / (layer.size / 1e9)).toFixed(2)} CPU s per GB), curl ${through.cpu.toFixed(2)} CPU s`)
-      } finally {
-        await agent.stop()
-      }
+await withNetnsUpstream('profile-capped', 'bench/capped', async (workDir) => [await buildTestImage({ workDir, largeLayerMiB: Number(values.mib) })], async ({ workDir, cluster, up, node: n1, upAddr, images: [image] }) => {
+  if (image === undefined) throw new Error('unreachable')
+  await cluster.shape(up, values.rate ?? '100mbit')
+  const layer = hostManifest(image).layers.reduce((a, b) => (b.size > a.size ? b : a))
+  const keyFile = join(workDir, 'cluster.key')
+  await writeFile(keyFile, generateClusterKey(), { mode: 0o600 })
+  for (let i = 0; i < Number(values.runs); i++) {
+    const curl = await curlTimed(n1.ns, `http://${upAddr}/v2/bench/capped/blobs/${layer.digest}`)
+    const agent = await startDistAgent({
+      name: `agent-${i}`, netns: n1.ns, listen: '0.0.0.0:5000', dataDir: join(workDir, `data-${i}`), logFile: join(workDir, `agent-${i}.log`),
+      args: ['--registry', `${upAddr}=http://${upAddr}`, '--default-registry', upAddr,
+        ...(values.p2p === true ? ['--p2p-listen', `/ip4/${n1.ip}/tcp/5001`, '--peer-address', `${n1.ip}:5000`, '--cluster-key-file', keyFile] : [])],
+    })
+    try {
+      const before = await cpuOf(agent.process.pid)
+      const threadsBefore = await threadCpu(agent.process.pid)
+      const through = await curlTimed(n1.ns, `${agent.url}/v2/bench/capped/blobs/${layer.digest}`)
+      const cpu = await cpuOf(agent.process.pid) - before
+      const threadsAfter = await threadCpu(agent.process.pid)
+      const perThread = [...threadsAfter].map(([tid, t]) => {
+        const b = threadsBefore.get(tid) ?? { name: t.name, user: 0, system: 0 }
+        return { name: t.name, user: t.user - b.user, system: t.system - b.system }
+      }).filter((t) => t.user + t.system > 0.005).sort((a, b) => (b.user + b.system) - (a.user + a.system))
+      console.log(`  threads (user + system CPU s): ${perThread.map((t) => `${t.name} ${t.user.toFixed(2)} + ${t.system.toFixed(2)}`).join(', ')}`)
+      console.log(`run ${i + 1}: ${layer.size} B at ${values.rate}: direct ${curl.seconds.toFixed(2)} s (curl ${curl.cpu.toFixed(2)} CPU s); ` +
+        `through the agent ${through.seconds.toFixed(2)} s, agent ${cpu.toFixed(2)} CPU s (${(cpu / (layer.size / 1e9)).toFixed(2)} CPU s per GB), curl ${through.cpu.toFixed(2)} CPU s`)
+    } finally {
+      await agent.stop()
     }
-  } finally {
-    await registry.stop('SIGTERM', 5000)
   }
-} finally {
-  await cluster.destroy()
-  await work.cleanup()
-}
+})
 
 /** CPU seconds (user, system) of each thread of a process, by thread id, with its name. */
 async function threadCpu (pid: number): Promise<Map<string, { name: string, user: number, system: number }>> {
