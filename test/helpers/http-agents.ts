@@ -1,10 +1,17 @@
 // Shared by the tests that run several agents in one process (real HTTP servers on one MemoryRouter network).
 import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Agent } from 'undici'
 import { rendezvousOwner } from '../../src/p2p/rendezvous.js'
 import type { Upstream } from '../../src/upstream/upstream.js'
 import { blobOnlyUpstream } from './blob-only-upstream.js'
+
+/** Listens on a free loopback port; the `host:port` the server answers on. */
+export async function listenOnLoopback (server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`
+}
 
 /** Closes each agent's peer connections and its server (connections first, so close does not wait on them). */
 export async function closeAgents (agents: Array<{ readonly dispatcher: Agent, readonly server: Server }>): Promise<void> {

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { afterEach, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { Agent, request } from 'undici'
@@ -20,7 +19,7 @@ import { createRegistryHandler } from '../../../src/server/registry-handler.js'
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import type { Upstream } from '../../../src/upstream/upstream.js'
-import { closeAgents, ownerId, slowBlobUpstream } from '../../helpers/http-agents.js'
+import { closeAgents, listenOnLoopback, ownerId, slowBlobUpstream } from '../../helpers/http-agents.js'
 
 const REGISTRY = 'registry.test'
 const CLUSTER_KEY = new Uint8Array(32).fill(3)
@@ -38,8 +37,7 @@ interface TestAgent { readonly id: string, readonly url: string, readonly server
 
 async function startAgent (network: MemoryRouterNetwork, id: string, gets: { count: number }): Promise<TestAgent> {
   const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`
+  const address = await listenOnLoopback(server)
   const logger = pino({ level: 'silent' })
   const router = network.join({ id, httpAddress: address })
   const metrics = new Metrics({ defaultMetrics: false })

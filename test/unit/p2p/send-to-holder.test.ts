@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { afterEach, describe, test } from 'node:test'
 import { pino } from 'pino'
@@ -24,7 +23,7 @@ import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js'
 import { MemoryTagIndex } from '../../../src/store/memory-tag-index.js'
 import type { Upstream } from '../../../src/upstream/upstream.js'
 import { blobOnlyUpstream } from '../../helpers/blob-only-upstream.js'
-import { closeAgents, ownerId, slowBlobUpstream } from '../../helpers/http-agents.js'
+import { closeAgents, listenOnLoopback, ownerId, slowBlobUpstream } from '../../helpers/http-agents.js'
 
 const REGISTRY = 'registry.test'
 const CLUSTER_KEY = new Uint8Array(32).fill(5)
@@ -68,8 +67,7 @@ interface AgentOptions {
 
 async function startAgent (network: MemoryRouterNetwork, id: string, o: AgentOptions): Promise<TestAgent> {
   const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`
+  const address = await listenOnLoopback(server)
   const logger = pino({ level: 'silent' })
   const router = network.join({ id, httpAddress: address })
   const metrics = new Metrics({ defaultMetrics: false })
@@ -218,9 +216,9 @@ void describe('p2p.sendToHolders: a client sent to the peer that holds a blob', 
       mirror: new Mirror({ store: new MemoryBlobStore(), tags: new MemoryTagIndex(), upstream: upstreamOf([]), tagTtlMs: () => 60_000, metrics: new Metrics({ defaultMetrics: false }), logger: pino({ level: 'silent' }) }),
       metrics: new Metrics({ defaultMetrics: false }), logger: pino({ level: 'silent' }), defaultRegistry: REGISTRY, registries: new Set([REGISTRY]), isReady: () => true,
     }))
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const address = await listenOnLoopback(server)
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/team/app/blobs/${upstreamDigest}`
+      const url = `http://${address}/v2/team/app/blobs/${upstreamDigest}`
       const refused = await get(`${url}?ns=${REGISTRY}&flotilla-peer=local%201%20x%20y`)
       assert.equal(refused.status, 401)
       assert.match(refused.body.toString(), /"code":"UNAUTHORIZED"/)
