@@ -146,7 +146,7 @@ class Libp2pRouterImpl implements Libp2pRouter {
   }
 
   async advertise (keys: readonly string[], signal?: AbortSignal): Promise<void> {
-    if (!this.#closed) await this.#keys.advertise(keys, signal)
+    await this.#keys.advertise(keys, signal)
   }
 
   async withdraw (keys: readonly string[]): Promise<void> {
